@@ -1,0 +1,102 @@
+"""DLMC ``.smtx`` files: topology only.
+
+Layout (integers separated by whitespace or commas)::
+
+    nrows, ncols, nnz
+    <nrows + 1 row offsets>
+    <nnz column indices>
+
+Some copies of the collection write one line of column indices per row instead of the offsets
+line; :func:`read_smtx_topology` reads both.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..checks import FLOAT_DTYPES, check
+from ..csr import CSRMatrix
+
+__all__ = ["read_smtx_topology", "load_smtx", "save_smtx"]
+
+
+def _ints(line: str) -> np.ndarray:
+    text = line.replace(",", " ").strip()
+    return np.array(text.split(), dtype=np.int64) if text else np.zeros(0, dtype=np.int64)
+
+
+def read_smtx_topology(path: str | os.PathLike) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    """Return ``((m, k), row_offsets, column_indices)`` (int64 numpy arrays) of an ``.smtx`` file."""
+    op = "sgk.io.read_smtx_topology()"
+    with open(path) as f:
+        lines = f.read().splitlines()
+    check(len(lines) >= 1, f"{op}: {path} is empty")
+    header = _ints(lines[0])
+    check(header.size == 3, f"{op}: {path}: first line must be 'nrows, ncols, nnz', got {lines[0]!r}")
+    m, k, nnz = (int(v) for v in header)
+    rest = [ln for ln in lines[1:]]
+    if len(rest) >= 1 and _ints(rest[0]).size == m + 1 and (nnz == 0 or len(rest) >= 2):
+        offsets = _ints(rest[0])
+        cols = _ints(" ".join(rest[1:])) if nnz else np.zeros(0, dtype=np.int64)
+    else:
+        # One line of column indices per row.
+        rows = [_ints(ln) for ln in rest[:m]]
+        check(len(rows) == m, f"{op}: {path}: expected {m} rows of column indices or an offsets line, found {len(rest)} lines")
+        lengths = np.array([r.size for r in rows], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        cols = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    check(offsets.size == m + 1, f"{op}: {path}: expected {m + 1} row offsets, got {offsets.size}")
+    check(cols.size == nnz, f"{op}: {path}: header says nnz = {nnz} but {cols.size} column indices follow")
+    check(int(offsets[-1]) == nnz, f"{op}: {path}: last row offset {int(offsets[-1])} != nnz {nnz}")
+    return (m, k), offsets, cols
+
+
+def load_smtx(
+    path: str | os.PathLike,
+    *,
+    values: torch.Tensor | str | None = "random",
+    dtype: torch.dtype = torch.float32,
+    device: Any = None,
+    generator: torch.Generator | None = None,
+    batch_shape: tuple[int, ...] = (),
+    validate: bool = True,
+) -> CSRMatrix:
+    """Load an ``.smtx`` topology as a CSRMatrix.
+
+    Args:
+        values: ``"random"`` (N(0, 1), from ``generator``), ``"ones"``, or a (*batch, nnz) tensor.
+        dtype, device: of the values (and the topology's device).
+        batch_shape: leading batch shape for drawn values.
+        validate: run :meth:`CSRMatrix.validate` (sorted, in-range indices).
+    """
+    op = "sgk.io.load_smtx()"
+    check(dtype in FLOAT_DTYPES, f"{op}: dtype must be floating, got {dtype}", TypeError)
+    (m, k), offsets, cols = read_smtx_topology(path)
+    nnz = cols.size
+    if isinstance(values, torch.Tensor):
+        vals = values.to(dtype=dtype)
+    elif values in ("random", None):
+        vals = torch.randn(*batch_shape, nnz, generator=generator, dtype=torch.float32).to(dtype)
+    elif values == "ones":
+        vals = torch.ones(*batch_shape, nnz, dtype=dtype)
+    else:
+        raise ValueError(f"{op}: values must be 'random', 'ones' or a tensor, got {values!r}")
+    a = CSRMatrix(torch.from_numpy(offsets), torch.from_numpy(cols), vals.cpu(), (m, k))
+    if validate:
+        a.validate()
+    return a.to(device) if device is not None else a
+
+
+def save_smtx(path: str | os.PathLike, a: CSRMatrix) -> None:
+    """Write the topology of ``a`` as an ``.smtx`` file (values are not stored)."""
+    check(isinstance(a, CSRMatrix), f"sgk.io.save_smtx(): a must be a CSRMatrix, got {type(a).__name__}", TypeError)
+    m, k = a.shape
+    offsets = a.row_offsets.cpu().numpy()
+    cols = a.column_indices.cpu().numpy()
+    with open(path, "w") as f:
+        f.write(f"{m}, {k}, {a.nnz}\n")
+        f.write(" ".join(map(str, offsets.tolist())) + "\n")
+        f.write(" ".join(map(str, cols.tolist())) + "\n")

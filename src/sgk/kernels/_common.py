@@ -1,0 +1,9 @@
+"""Small helpers shared by the kernel launchers."""
+from __future__ import annotations
+
+MAX_GRID_YZ = 65535
+"""CUDA's limit on grid dimensions 1 and 2; launchers split larger batches into several launches."""
+
+
+def next_power_of_2(x: int) -> int:
+    return 1 if x <= 1 else 1 << (int(x) - 1).bit_length()

@@ -1,0 +1,127 @@
+"""SDDMM kernel: out[e] = dot(X[row(e), :], Y[col(e), :]) at every nonzero e of a CSR pattern.
+
+One program takes one row of the pattern (in row-swizzle order, longest first) and one batch
+entry. It walks the row's nonzeros BLOCK_NZ at a time; for each chunk it gathers BLOCK_NZ rows of
+Y, BLOCK_D features at a time, multiplies by the row of X and keeps a 2-D fp32 accumulator that is
+reduced over the feature axis once per chunk. Pointer offsets are int64.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import MAX_GRID_YZ, next_power_of_2
+
+
+@triton.jit
+def _sddmm_kernel(
+    # pointers
+    row_offsets_ptr,
+    column_indices_ptr,
+    row_swizzle_ptr,
+    x_ptr,
+    y_ptr,
+    out_ptr,
+    # sizes
+    d,
+    # strides
+    stride_xb,
+    stride_xm,
+    stride_xd,
+    stride_yb,
+    stride_yk,
+    stride_yd,
+    stride_ob,
+    # meta-parameters
+    BLOCK_NZ: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    pid_b = tl.program_id(1).to(tl.int64)
+    row = tl.load(row_swizzle_ptr + pid)
+    start = tl.load(row_offsets_ptr + row)
+    end = tl.load(row_offsets_ptr + row + 1)
+    x_row = x_ptr + pid_b * stride_xb + row.to(tl.int64) * stride_xm
+    y_base = y_ptr + pid_b * stride_yb
+    out_base = out_ptr + pid_b * stride_ob
+    offs_d0 = tl.arange(0, BLOCK_D)
+    for nz in range(start, end, BLOCK_NZ):
+        offs = nz + tl.arange(0, BLOCK_NZ)
+        mask = offs < end
+        cols = tl.load(column_indices_ptr + offs, mask=mask, other=0).to(tl.int64)
+        acc = tl.zeros([BLOCK_NZ, BLOCK_D], dtype=tl.float32)
+        for d0 in range(0, d, BLOCK_D):
+            offs_d = d0 + offs_d0
+            mask_d = offs_d < d
+            xv = tl.load(x_row + offs_d.to(tl.int64) * stride_xd, mask=mask_d, other=0.0).to(tl.float32)
+            yt = tl.load(
+                y_base + cols[:, None] * stride_yk + offs_d.to(tl.int64)[None, :] * stride_yd,
+                mask=mask[:, None] & mask_d[None, :],
+                other=0.0,
+            ).to(tl.float32)
+            acc += yt * xv[None, :]
+        res = tl.sum(acc, axis=1)
+        tl.store(out_base + offs, res.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@dataclass(frozen=True)
+class SddmmConfig:
+    block_nz: int
+    block_d: int
+    num_warps: int
+    num_stages: int = 1
+
+
+def default_config(d: int, mean_row: float) -> SddmmConfig:
+    block_d = max(16, min(128, next_power_of_2(d)))
+    block_nz = 32 if mean_row >= 32 else 16
+    return SddmmConfig(block_nz, block_d, 4)
+
+
+def sddmm(
+    row_offsets: torch.Tensor,
+    column_indices: torch.Tensor,
+    row_swizzle: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: SddmmConfig | None = None,
+) -> torch.Tensor:
+    """Launch SDDMM. x (Bx, m, d), y (By, k, d) with Bx, By == 1 or the batch; returns (batch, nnz)."""
+    m = row_offsets.numel() - 1
+    nnz = column_indices.numel()
+    batch = max(x.shape[0], y.shape[0])
+    d = x.shape[-1]
+    out = torch.empty(batch, nnz, dtype=x.dtype, device=x.device)
+    if out.numel() == 0 or m == 0:
+        return out
+    if d == 0:
+        return out.zero_()
+    cfg = config or default_config(d, nnz / max(m, 1))
+    stride_xb = x.stride(0) if x.shape[0] > 1 else 0
+    stride_yb = y.stride(0) if y.shape[0] > 1 else 0
+    for b0 in range(0, batch, MAX_GRID_YZ):
+        nb = min(MAX_GRID_YZ, batch - b0)
+        _sddmm_kernel[(m, nb)](
+            row_offsets,
+            column_indices,
+            row_swizzle,
+            x[b0:] if stride_xb else x,
+            y[b0:] if stride_yb else y,
+            out[b0:],
+            d,
+            stride_xb,
+            x.stride(1),
+            x.stride(2),
+            stride_yb,
+            y.stride(1),
+            y.stride(2),
+            out.stride(0),
+            BLOCK_NZ=cfg.block_nz,
+            BLOCK_D=cfg.block_d,
+            num_warps=cfg.num_warps,
+            num_stages=cfg.num_stages,
+        )
+    return out

@@ -1,0 +1,167 @@
+"""SpMM kernel: C = A·B for a CSR matrix A (m×k) and dense B (k×n), batched.
+
+One program computes ROWS_PER_PROG rows of C over a BLOCK_N-wide column tile. Rows are taken in
+the row-swizzle order (longest first), so programs that start together do similar work and the
+longest rows start first. A row's nonzeros are consumed BLOCK_K at a time: their column indices
+gather BLOCK_K rows of B into a BLOCK_K×BLOCK_N tile, which is scaled by the values and added
+into a 2-D fp32 accumulator, reduced once after the loop (no reduction in the inner loop).
+The epilogue adds the bias of the row, applies ReLU and casts to the output dtype.
+
+Batch: program axis 2 walks the (flattened) batch; operands that do not vary over the batch have
+batch stride 0. All pointer offsets that can exceed 2**31 are computed in int64.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from ._common import MAX_GRID_YZ, next_power_of_2
+
+
+@triton.jit
+def _spmm_kernel(
+    # pointers
+    row_offsets_ptr,
+    column_indices_ptr,
+    row_swizzle_ptr,
+    values_ptr,
+    b_ptr,
+    bias_ptr,
+    c_ptr,
+    # sizes
+    m,
+    n,
+    # strides
+    stride_vb,
+    stride_bb,
+    stride_bk,
+    stride_bn,
+    stride_biasb,
+    stride_cb,
+    stride_cm,
+    stride_cn,
+    # meta-parameters
+    ROWS_PER_PROG: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    RELU: tl.constexpr,
+):
+    pid_r = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < n
+    b_cols = b_ptr + pid_b * stride_bb + offs_n.to(tl.int64) * stride_bn
+    v_base = values_ptr + pid_b * stride_vb
+    c_base = c_ptr + pid_b * stride_cb + offs_n.to(tl.int64) * stride_cn
+
+    for r in tl.static_range(ROWS_PER_PROG):
+        idx = pid_r * ROWS_PER_PROG + r
+        if idx < m:
+            row = tl.load(row_swizzle_ptr + idx)
+            start = tl.load(row_offsets_ptr + row)
+            end = tl.load(row_offsets_ptr + row + 1)
+            acc = tl.zeros([BLOCK_K, BLOCK_N], dtype=tl.float32)
+            for kk in range(start, end, BLOCK_K):
+                offs_k = kk + tl.arange(0, BLOCK_K)
+                mask_k = offs_k < end
+                cols = tl.load(column_indices_ptr + offs_k, mask=mask_k, other=0)
+                vals = tl.load(v_base + offs_k, mask=mask_k, other=0.0).to(tl.float32)
+                b_tile = tl.load(
+                    b_cols[None, :] + cols.to(tl.int64)[:, None] * stride_bk,
+                    mask=mask_k[:, None] & mask_n[None, :],
+                    other=0.0,
+                ).to(tl.float32)
+                acc += vals[:, None] * b_tile
+            out = tl.sum(acc, axis=0)
+            if HAS_BIAS:
+                out += tl.load(bias_ptr + pid_b * stride_biasb + row).to(tl.float32)
+            if RELU:
+                out = tl.maximum(out, 0.0)
+            tl.store(c_base + row.to(tl.int64) * stride_cm, out.to(c_ptr.dtype.element_ty), mask=mask_n)
+
+
+@dataclass(frozen=True)
+class SpmmConfig:
+    rows_per_prog: int
+    block_k: int
+    block_n: int
+    num_warps: int
+    num_stages: int = 1
+
+
+def default_config(m: int, n: int, nnz: int) -> SpmmConfig:
+    """A measured-free starting heuristic; issue-3 tuning replaces it (see docs/performance.md)."""
+    block_n = max(16, min(128, next_power_of_2(n)))
+    mean_row = nnz / max(m, 1)
+    block_k = 16 if mean_row <= 32 else 32
+    rows = 4 if m >= 4096 and n <= 64 else 1
+    warps = 4 if block_n * block_k >= 2048 else 2
+    return SpmmConfig(rows, block_k, block_n, warps)
+
+
+def spmm(
+    row_offsets: torch.Tensor,
+    column_indices: torch.Tensor,
+    row_swizzle: torch.Tensor,
+    values: torch.Tensor,
+    b: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    relu: bool = False,
+    out_dtype: torch.dtype | None = None,
+    config: SpmmConfig | None = None,
+) -> torch.Tensor:
+    """Launch SpMM. Shapes (already validated and flattened by sgk.ops):
+
+    values (V, nnz) with V == 1 or the batch; b (Bb, k, n) with Bb == 1 or the batch;
+    bias (Vb, m) or None; returns C (batch, m, n) of ``out_dtype`` (default b.dtype).
+    """
+    m = row_offsets.numel() - 1
+    nnz = column_indices.numel()
+    batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
+    n = b.shape[-1]
+    c = torch.empty(batch, m, n, dtype=out_dtype or b.dtype, device=b.device)
+    if c.numel() == 0:
+        return c
+    cfg = config or default_config(m, n, nnz)
+    stride_vb = values.stride(0) if values.shape[0] > 1 else 0
+    stride_bb = b.stride(0) if b.shape[0] > 1 else 0
+    stride_biasb = (bias.stride(0) if bias.shape[0] > 1 else 0) if bias is not None else 0
+    grid_r = triton.cdiv(m, cfg.rows_per_prog)
+    grid_n = triton.cdiv(n, cfg.block_n)
+    if grid_n > MAX_GRID_YZ:
+        raise ValueError(f"spmm(): n = {n} needs {grid_n} column tiles, more than the {MAX_GRID_YZ} a launch allows")
+    for b0 in range(0, batch, MAX_GRID_YZ):
+        nb = min(MAX_GRID_YZ, batch - b0)
+        _spmm_kernel[(grid_r, grid_n, nb)](
+            row_offsets,
+            column_indices,
+            row_swizzle,
+            values[b0:] if stride_vb else values,
+            b[b0:] if stride_bb else b,
+            (bias[b0:] if stride_biasb else bias) if bias is not None else c,
+            c[b0:],
+            m,
+            n,
+            stride_vb,
+            stride_bb,
+            b.stride(1),
+            b.stride(2),
+            stride_biasb,
+            c.stride(0),
+            c.stride(1),
+            c.stride(2),
+            ROWS_PER_PROG=cfg.rows_per_prog,
+            BLOCK_K=cfg.block_k,
+            BLOCK_N=cfg.block_n,
+            HAS_BIAS=bias is not None,
+            RELU=relu,
+            num_warps=cfg.num_warps,
+            num_stages=cfg.num_stages,
+        )
+    return c

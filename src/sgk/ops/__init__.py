@@ -1,0 +1,8 @@
+"""Public sparse ops with autograd. CUDA tensors run Triton kernels; CPU tensors the reference."""
+from . import reference
+from .sddmm import sddmm
+from .softmax import sparse_softmax
+from .spmm import spmm
+from .transpose import transpose
+
+__all__ = ["spmm", "sddmm", "sparse_softmax", "transpose", "reference"]

@@ -1,0 +1,58 @@
+"""Path selection and batch flattening shared by the public ops."""
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+from ..checks import KERNEL_DTYPES, check
+
+METHODS = ("auto", "triton", "reference")
+
+
+def interpreter_enabled() -> bool:
+    """True when Triton kernels run under the CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def select_backend(op: str, method: str, t: torch.Tensor) -> str:
+    """Pick ``"triton"`` or ``"reference"`` for an op whose data live where ``t`` does.
+
+    ``auto``: Triton kernels for CUDA tensors of the kernel dtypes (fp32, fp16, bf16), the plain-torch
+    reference otherwise (CPU tensors, float64). ``triton`` forces the kernels (CUDA tensors, or CPU
+    tensors under TRITON_INTERPRET=1); ``reference`` forces the plain-torch path.
+    """
+    check(method in METHODS, f"{op}(): method must be one of {METHODS}, got {method!r}")
+    if method == "reference":
+        return "reference"
+    usable = t.is_cuda or (t.device.type == "cpu" and interpreter_enabled())
+    if method == "triton":
+        check(
+            usable,
+            f"{op}(): method='triton' needs CUDA tensors (or TRITON_INTERPRET=1 on the CPU), got a tensor on {t.device}",
+        )
+        check(
+            t.dtype in KERNEL_DTYPES,
+            f"{op}(): the Triton kernels take float32, float16 or bfloat16, got {t.dtype} (use method='reference')",
+            TypeError,
+        )
+        return "triton"
+    return "triton" if t.is_cuda and t.dtype in KERNEL_DTYPES else "reference"
+
+
+def flatten_batch(t: torch.Tensor, batch: tuple[int, ...], tail: int) -> torch.Tensor:
+    """View ``t`` of shape (*bt, *tail_dims) as (1 or prod(batch), *tail_dims).
+
+    An operand that does not vary over the batch stays one entry (the kernels give it batch
+    stride 0); one that does is expanded to the full batch and flattened (a view when it can be).
+    The innermost dimension is made unit-stride when it is not.
+    """
+    tail_shape = tuple(t.shape[t.dim() - tail :])
+    if math.prod(t.shape[: t.dim() - tail]) == 1:
+        out = t.reshape(1, *tail_shape)
+    else:
+        out = t.expand(*batch, *tail_shape).reshape(-1, *tail_shape)
+    if tail == 1 and out.stride(-1) != 1:
+        out = out.contiguous()
+    return out

@@ -1,0 +1,113 @@
+"""The ``torch.ops.sgk.*`` custom ops: one registered op per kernel, with a fake implementation.
+
+Each op takes raw tensors flattened to one batch dimension (the public functions in sgk.ops do the
+validation and the broadcasting) and a ``backend`` string, ``"triton"`` or ``"reference"``.
+Registering them with ``torch.library`` lets ``torch.compile`` trace through sgk's ops without
+looking inside the Triton launches: the fake implementations give it the output shapes.
+
+(No ``from __future__ import annotations`` here: torch.library reads the annotations.)
+"""
+from typing import Optional
+
+import torch
+
+from . import reference
+
+_BACKENDS = ("triton", "reference")
+
+
+def _kernels():
+    # Imported lazily so that CPU-only use never needs a working Triton.
+    from .. import kernels
+
+    return kernels
+
+
+@torch.library.custom_op("sgk::spmm", mutates_args=())
+def spmm(
+    row_offsets: torch.Tensor,
+    column_indices: torch.Tensor,
+    row_indices: torch.Tensor,
+    row_swizzle: torch.Tensor,
+    values: torch.Tensor,
+    b: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    relu: bool,
+    backend: str,
+) -> torch.Tensor:
+    """values (V, nnz), b (Bb, k, n), bias (Vb, m) or None → C (B, m, n)."""
+    if backend == "triton":
+        return _kernels().spmm(row_offsets, column_indices, row_swizzle, values, b, bias, relu)
+    m = row_offsets.numel() - 1
+    batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
+    out = reference.spmm_coo(row_indices, column_indices, values, b, m, bias, relu)
+    return out.expand(batch, *out.shape[-2:]).contiguous()
+
+
+@spmm.register_fake
+def _(row_offsets, column_indices, row_indices, row_swizzle, values, b, bias, relu, backend):
+    batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
+    return b.new_empty(batch, row_offsets.shape[0] - 1, b.shape[-1])
+
+
+@torch.library.custom_op("sgk::sddmm", mutates_args=())
+def sddmm(
+    row_offsets: torch.Tensor,
+    column_indices: torch.Tensor,
+    row_indices: torch.Tensor,
+    row_swizzle: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    backend: str,
+) -> torch.Tensor:
+    """x (Bx, m, d), y (By, k, d) → values (B, nnz) of X·Yᵀ at the pattern."""
+    if backend == "triton":
+        return _kernels().sddmm(row_offsets, column_indices, row_swizzle, x, y)
+    out = reference.sddmm_coo(row_indices, column_indices, x, y)
+    return out.expand(max(x.shape[0], y.shape[0]), out.shape[-1]).contiguous()
+
+
+@sddmm.register_fake
+def _(row_offsets, column_indices, row_indices, row_swizzle, x, y, backend):
+    return x.new_empty(max(x.shape[0], y.shape[0]), column_indices.shape[0])
+
+
+@torch.library.custom_op("sgk::sparse_softmax", mutates_args=())
+def sparse_softmax(
+    row_offsets: torch.Tensor,
+    row_indices: torch.Tensor,
+    row_swizzle: torch.Tensor,
+    x: torch.Tensor,
+    scale: float,
+    backend: str,
+) -> torch.Tensor:
+    """x (B, nnz) → row-wise softmax of scale·x (B, nnz)."""
+    if backend == "triton":
+        return _kernels().softmax(row_offsets, row_swizzle, x, scale)
+    return reference.softmax_coo(row_indices, x, row_offsets.numel() - 1, scale)
+
+
+@sparse_softmax.register_fake
+def _(row_offsets, row_indices, row_swizzle, x, scale, backend):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("sgk::sparse_softmax_backward", mutates_args=())
+def sparse_softmax_backward(
+    row_offsets: torch.Tensor,
+    row_indices: torch.Tensor,
+    row_swizzle: torch.Tensor,
+    y: torch.Tensor,
+    g: torch.Tensor,
+    scale: float,
+    backend: str,
+) -> torch.Tensor:
+    """y = softmax output, g = its gradient, both (B, nnz) → gradient of the softmax input."""
+    if backend == "triton":
+        return _kernels().softmax_backward(row_offsets, row_swizzle, y, g, scale)
+    return reference.softmax_backward_coo(row_indices, y, g, row_offsets.numel() - 1, scale)
+
+
+@sparse_softmax_backward.register_fake
+def _(row_offsets, row_indices, row_swizzle, y, g, scale, backend):
+    return torch.empty_like(g)

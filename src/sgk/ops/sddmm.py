@@ -1,0 +1,83 @@
+"""``sddmm``: X·Yᵀ computed only at a sparse pattern's nonzeros, batched, with autograd."""
+from __future__ import annotations
+
+import torch
+
+from ..checks import FLOAT_DTYPES, broadcast_batch, check, check_csr, check_dense, check_same_device, check_same_dtype
+from ..csr import CSRMatrix, Topology
+from . import _library
+from ._common import flatten_batch, select_backend
+from .spmm import _spmm_raw
+
+__all__ = ["sddmm"]
+
+
+def _sddmm_raw(topo: Topology, x: torch.Tensor, y: torch.Tensor, batch: tuple[int, ...], backend: str) -> torch.Tensor:
+    out = _library.sddmm(
+        topo.row_offsets,
+        topo.column_indices,
+        topo.row_indices,
+        topo.row_swizzle,
+        flatten_batch(x, batch, 2),
+        flatten_batch(y, batch, 2),
+        backend,
+    )
+    return out.reshape(*batch, topo.nnz)
+
+
+class _Sddmm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, topo, x, y, batch, backend):
+        ctx.topo, ctx.batch, ctx.backend = topo, batch, backend
+        ctx.save_for_backward(x, y)
+        return _sddmm_raw(topo, x, y, batch, backend)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        topo, batch, backend = ctx.topo, ctx.batch, ctx.backend
+        grad = grad.contiguous()
+        d_x = d_y = None
+        if ctx.needs_input_grad[1]:
+            # dX = G · Y with G the gradient values on the pattern.
+            d_x = _spmm_raw(topo, grad, y, None, False, batch, backend).sum_to_size(x.shape)
+        if ctx.needs_input_grad[2]:
+            # dY = Gᵀ · X through the cached transpose.
+            t_topo, perm = topo.transpose()
+            grad_t = grad.index_select(-1, perm) if topo.nnz else grad
+            d_y = _spmm_raw(t_topo, grad_t, x, None, False, batch, backend).sum_to_size(y.shape)
+        return None, d_x, d_y, None, None
+
+
+def sddmm(x: torch.Tensor, y: torch.Tensor, pattern: CSRMatrix, *, method: str = "auto") -> CSRMatrix:
+    """Sampled dense-dense product: the values of X·Yᵀ at ``pattern``'s nonzeros.
+
+    Args:
+        x: dense (*bx, m, d).
+        y: dense (*by, k, d) of x's dtype (note: Y, not Yᵀ; both operands are row-major in d).
+        pattern: :class:`~sgk.CSRMatrix` m×k whose topology is sampled (its values are ignored).
+        method: ``"auto"``, ``"triton"`` or ``"reference"`` (see :func:`sgk.spmm`).
+
+    Returns:
+        A CSRMatrix sharing pattern's topology with values (*broadcast(bx, by), nnz) of x's
+        dtype; fp16/bf16 accumulate in fp32. Differentiable in x and y.
+
+    Reference: :func:`sgk.ops.reference.sddmm`.
+    """
+    op = "sddmm"
+    check_dense(op, "x", x, dtypes=FLOAT_DTYPES, min_ndim=2)
+    check_dense(op, "y", y, dtypes=FLOAT_DTYPES, min_ndim=2)
+    check_csr(op, "pattern", pattern)
+    check_same_device(op, x=x, y=y, pattern=pattern.row_offsets)
+    check_same_dtype(op, x=x, y=y)
+    m, k = pattern.shape
+    check(x.shape[-2] == m, f"{op}(): pattern is {m}×{k} so x must be (*batch, {m}, d), got {tuple(x.shape)}")
+    check(y.shape[-2] == k, f"{op}(): pattern is {m}×{k} so y must be (*batch, {k}, d), got {tuple(y.shape)}")
+    check(
+        x.shape[-1] == y.shape[-1],
+        f"{op}(): x and y must share the reduction dimension d, got x {tuple(x.shape)} and y {tuple(y.shape)}",
+    )
+    batch = broadcast_batch(op, ("x", "y"), (tuple(x.shape[:-2]), tuple(y.shape[:-2])))
+    backend = select_backend(op, method, x)
+    values = _Sddmm.apply(pattern.topology, x, y, batch, backend)
+    return CSRMatrix._make(pattern.topology, values)

@@ -1,0 +1,134 @@
+"""``spmm``: sparse × dense matrix product with fused bias and ReLU, batched, with autograd."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..checks import (
+    FLOAT_DTYPES,
+    broadcast_batch,
+    check,
+    check_activation,
+    check_csr,
+    check_dense,
+    check_same_device,
+    check_same_dtype,
+)
+from ..csr import CSRMatrix, Topology
+from . import _library
+from ._common import flatten_batch, select_backend
+
+__all__ = ["spmm"]
+
+
+def _spmm_raw(
+    topo: Topology,
+    values: torch.Tensor,
+    b: torch.Tensor,
+    bias: torch.Tensor | None,
+    relu: bool,
+    batch: tuple[int, ...],
+    backend: str,
+) -> torch.Tensor:
+    """C (*batch, m, n) from unflattened operands; no autograd."""
+    out = _library.spmm(
+        topo.row_offsets,
+        topo.column_indices,
+        topo.row_indices,
+        topo.row_swizzle,
+        flatten_batch(values, batch, 1),
+        flatten_batch(b, batch, 2),
+        flatten_batch(bias, batch, 1) if bias is not None else None,
+        relu,
+        backend,
+    )
+    return out.reshape(*batch, topo.shape[0], b.shape[-1])
+
+
+class _Spmm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, topo, values, b, bias, relu, batch, backend):
+        out = _spmm_raw(topo, values, b, bias, relu, batch, backend)
+        ctx.topo, ctx.relu, ctx.batch, ctx.backend = topo, relu, batch, backend
+        ctx.save_for_backward(values, b, bias, out if relu else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        values, b, bias, out = ctx.saved_tensors
+        topo, batch, backend = ctx.topo, ctx.batch, ctx.backend
+        if ctx.relu:
+            grad = grad * (out > 0)
+        grad = grad.contiguous()
+        d_values = d_b = d_bias = None
+        if ctx.needs_input_grad[1]:
+            # d(values) = (dC · Bᵀ) sampled at A's pattern.
+            flat = _library.sddmm(
+                topo.row_offsets,
+                topo.column_indices,
+                topo.row_indices,
+                topo.row_swizzle,
+                flatten_batch(grad, batch, 2),
+                flatten_batch(b, batch, 2),
+                backend,
+            )
+            d_values = flat.reshape(*batch, topo.nnz).sum_to_size(values.shape)
+        if ctx.needs_input_grad[2]:
+            # dB = Aᵀ · dC through the cached transpose.
+            t_topo, perm = topo.transpose()
+            values_t = values.index_select(-1, perm) if topo.nnz else values
+            d_b = _spmm_raw(t_topo, values_t, grad, None, False, batch, backend).sum_to_size(b.shape)
+        if bias is not None and ctx.needs_input_grad[3]:
+            d_bias = grad.sum(-1).sum_to_size(bias.shape)
+        return None, d_values, d_b, d_bias, None, None, None
+
+
+def spmm(
+    a: CSRMatrix,
+    b: torch.Tensor,
+    *,
+    bias: torch.Tensor | None = None,
+    activation: str | None = None,
+    method: str = "auto",
+) -> torch.Tensor:
+    """C = A·B for a CSR matrix A (m×k) and a dense B (k×n), optionally ``activation(C + bias)``.
+
+    Args:
+        a: :class:`~sgk.CSRMatrix` m×k; its values may have batch dimensions (*ba, nnz).
+        b: dense (*bb, k, n) tensor of a's dtype (any strides).
+        bias: optional (*bbias, m) tensor added to every column of row i (the paper's SpmmBiasRelu).
+        activation: ``None`` or ``"relu"``, fused into the kernel's epilogue.
+        method: ``"auto"`` (Triton kernel for CUDA tensors, plain torch otherwise), ``"triton"``
+            or ``"reference"``.
+
+    Returns:
+        (*batch, m, n) tensor of b's dtype, with batch = broadcast(ba, bb, bbias). fp16/bf16
+        inputs accumulate in fp32. Differentiable in a.values, b and bias.
+
+    Reference: :func:`sgk.ops.reference.spmm`.
+    """
+    op = "spmm"
+    check_csr(op, "a", a)
+    check_dense(op, "b", b, dtypes=FLOAT_DTYPES, min_ndim=2)
+    check_same_device(op, a=a.values, b=b, bias=bias)
+    check_same_dtype(op, a=a.values, b=b)
+    m, k = a.shape
+    check(
+        b.shape[-2] == k,
+        f"{op}(): a is {m}×{k} but b has {b.shape[-2]} rows (b must be (*batch, {k}, n), got {tuple(b.shape)})",
+    )
+    check_activation(op, activation)
+    bias_batch: tuple[int, ...] = ()
+    if bias is not None:
+        check_dense(op, "bias", bias, dtypes=FLOAT_DTYPES, min_ndim=1)
+        check_same_dtype(op, b=b, bias=bias)
+        check(bias.shape[-1] == m, f"{op}(): bias must have shape (*batch, m) with m = {m}, got {tuple(bias.shape)}")
+        bias_batch = tuple(bias.shape[:-1])
+    batch = broadcast_batch(op, ("a", "b", "bias"), (a.batch_shape, tuple(b.shape[:-2]), bias_batch))
+    backend = select_backend(op, method, b)
+    check(
+        math.prod(batch) * m * b.shape[-1] < 2**62,
+        f"{op}(): output of {math.prod(batch)}×{m}×{b.shape[-1]} elements is too large",
+    )
+    return _Spmm.apply(a.topology, a.values, b, bias, activation == "relu", batch, backend)
