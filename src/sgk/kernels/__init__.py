@@ -1,10 +1,6 @@
-"""Triton kernels and their launchers, nothing else.
+"""Triton kernels and their launchers, nothing else: one module per op (spmm, sddmm, softmax).
 
 Launchers take raw, already-validated tensors (flattened to one batch dimension) and allocate
-their outputs; validation, broadcasting and autograd live in :mod:`sgk.ops`.
+their outputs; validation, broadcasting and autograd live in :mod:`sgk.ops`. The package imports
+no module itself, so CPU-only use of sgk never compiles or imports a kernel.
 """
-from .sddmm import sddmm
-from .softmax import softmax, softmax_backward
-from .spmm import spmm
-
-__all__ = ["spmm", "sddmm", "softmax", "softmax_backward"]

@@ -75,10 +75,16 @@ class SddmmConfig:
     num_stages: int = 1
 
 
-def default_config(d: int, mean_row: float) -> SddmmConfig:
-    block_d = max(16, min(128, next_power_of_2(d)))
-    block_nz = 32 if mean_row >= 32 else 16
-    return SddmmConfig(block_nz, block_d, 4)
+def default_config(d: int, mean_row: float, dtype: torch.dtype = torch.float32) -> SddmmConfig:
+    """Measured heuristic (H100 sweep, benchmarks/results/tuning/sweep_2026-11-25_h100_v1.json).
+
+    Attention-like reductions (d <= 256) want long nonzero strips and short feature blocks;
+    weight-gradient reductions (d = tokens, thousands) want wide feature blocks.
+    """
+    half = dtype in (torch.float16, torch.bfloat16)
+    if d <= 256:
+        return SddmmConfig(64, 32, 1, 1) if half else SddmmConfig(64, 16, 2, 3)
+    return SddmmConfig(32, 64, 4, 1) if half else SddmmConfig(32, 128, 4, 1)
 
 
 def sddmm(
@@ -99,7 +105,7 @@ def sddmm(
         return out
     if d == 0:
         return out.zero_()
-    cfg = config or default_config(d, nnz / max(m, 1))
+    cfg = config or default_config(d, nnz / max(m, 1), x.dtype)
     stride_xb = x.stride(0) if x.shape[0] > 1 else 0
     stride_yb = y.stride(0) if y.shape[0] > 1 else 0
     for b0 in range(0, batch, MAX_GRID_YZ):

@@ -1,10 +1,12 @@
 """SpMM kernel: C = A·B for a CSR matrix A (m×k) and dense B (k×n), batched.
 
-One program computes ROWS_PER_PROG rows of C over a BLOCK_N-wide column tile. Rows are taken in
-the row-swizzle order (longest first), so programs that start together do similar work and the
-longest rows start first. A row's nonzeros are consumed BLOCK_K at a time: their column indices
-gather BLOCK_K rows of B into a BLOCK_K×BLOCK_N tile, which is scaled by the values and added
-into a 2-D fp32 accumulator, reduced once after the loop (no reduction in the inner loop).
+One program computes ROWS rows of C over a BLOCK_N-wide column tile. Its rows are consecutive
+entries of the row swizzle (rows ordered longest first), so they have similar lengths and the
+longest rows start first: several short rows per program is Triton's form of Sputnik's subwarp
+tiling. The rows' nonzeros are consumed BLOCK_K at a time: their column indices gather a
+ROWS×BLOCK_K×BLOCK_N tile of B rows, which is scaled by the values and added into an fp32
+accumulator of the same shape, reduced over the BLOCK_K axis once after the loop (no reduction
+in the inner loop).
 The epilogue adds the bias of the row, applies ReLU and casts to the output dtype.
 
 Batch: program axis 2 walks the (flattened) batch; operands that do not vary over the batch have
@@ -44,7 +46,7 @@ def _spmm_kernel(
     stride_cm,
     stride_cn,
     # meta-parameters
-    ROWS_PER_PROG: tl.constexpr,
+    ROWS: tl.constexpr,
     BLOCK_K: tl.constexpr,
     BLOCK_N: tl.constexpr,
     HAS_BIAS: tl.constexpr,
@@ -54,55 +56,64 @@ def _spmm_kernel(
     pid_n = tl.program_id(1)
     pid_b = tl.program_id(2).to(tl.int64)
 
+    # The ROWS rows of this program: consecutive entries of the swizzle, so of similar length.
+    slot = pid_r * ROWS + tl.arange(0, ROWS)
+    row_ok = slot < m
+    rows = tl.load(row_swizzle_ptr + slot, mask=row_ok, other=0)
+    starts = tl.load(row_offsets_ptr + rows, mask=row_ok, other=0)
+    ends = tl.load(row_offsets_ptr + rows + 1, mask=row_ok, other=0)
+    longest = tl.max(ends - starts, axis=0)
+
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < n
     b_cols = b_ptr + pid_b * stride_bb + offs_n.to(tl.int64) * stride_bn
     v_base = values_ptr + pid_b * stride_vb
-    c_base = c_ptr + pid_b * stride_cb + offs_n.to(tl.int64) * stride_cn
+    offs_k = tl.arange(0, BLOCK_K)
 
-    for r in tl.static_range(ROWS_PER_PROG):
-        idx = pid_r * ROWS_PER_PROG + r
-        if idx < m:
-            row = tl.load(row_swizzle_ptr + idx)
-            start = tl.load(row_offsets_ptr + row)
-            end = tl.load(row_offsets_ptr + row + 1)
-            acc = tl.zeros([BLOCK_K, BLOCK_N], dtype=tl.float32)
-            for kk in range(start, end, BLOCK_K):
-                offs_k = kk + tl.arange(0, BLOCK_K)
-                mask_k = offs_k < end
-                cols = tl.load(column_indices_ptr + offs_k, mask=mask_k, other=0)
-                vals = tl.load(v_base + offs_k, mask=mask_k, other=0.0).to(tl.float32)
-                b_tile = tl.load(
-                    b_cols[None, :] + cols.to(tl.int64)[:, None] * stride_bk,
-                    mask=mask_k[:, None] & mask_n[None, :],
-                    other=0.0,
-                ).to(tl.float32)
-                acc += vals[:, None] * b_tile
-            out = tl.sum(acc, axis=0)
-            if HAS_BIAS:
-                out += tl.load(bias_ptr + pid_b * stride_biasb + row).to(tl.float32)
-            if RELU:
-                out = tl.maximum(out, 0.0)
-            tl.store(c_base + row.to(tl.int64) * stride_cm, out.to(c_ptr.dtype.element_ty), mask=mask_n)
+    acc = tl.zeros([ROWS, BLOCK_K, BLOCK_N], dtype=tl.float32)
+    for kk in range(0, longest, BLOCK_K):
+        idx = starts[:, None] + kk + offs_k[None, :]
+        mask_k = idx < ends[:, None]
+        cols = tl.load(column_indices_ptr + idx, mask=mask_k, other=0)
+        vals = tl.load(v_base + idx, mask=mask_k, other=0.0).to(tl.float32)
+        b_tile = tl.load(
+            b_cols[None, None, :] + cols.to(tl.int64)[:, :, None] * stride_bk,
+            mask=mask_k[:, :, None] & mask_n[None, None, :],
+            other=0.0,
+        ).to(tl.float32)
+        acc += vals[:, :, None] * b_tile
+    out = tl.sum(acc, axis=1)
+    if HAS_BIAS:
+        out += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
+    if RELU:
+        out = tl.maximum(out, 0.0)
+    c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
+    tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
 
 
 @dataclass(frozen=True)
 class SpmmConfig:
-    rows_per_prog: int
+    rows: int
     block_k: int
     block_n: int
     num_warps: int
     num_stages: int = 1
 
 
-def default_config(m: int, n: int, nnz: int) -> SpmmConfig:
-    """A measured-free starting heuristic; issue-3 tuning replaces it (see docs/performance.md)."""
-    block_n = max(16, min(128, next_power_of_2(n)))
-    mean_row = nnz / max(m, 1)
-    block_k = 16 if mean_row <= 32 else 32
-    rows = 4 if m >= 4096 and n <= 64 else 1
-    warps = 4 if block_n * block_k >= 2048 else 2
-    return SpmmConfig(rows, block_k, block_n, warps)
+def default_config(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32) -> SpmmConfig:
+    """Measured heuristic by N bucket and dtype.
+
+    From a 48-configuration sweep on an H100 (benchmarks/results/tuning/sweep_2026-11-25_h100_v1.json,
+    9 DLMC-like, FFN and decode shapes): each choice below is within 4-15% of the per-shape best on
+    its bucket's shapes. Small tiles over K with several swizzled rows per program win at large N;
+    long BLOCK_K strips and one wide row tile win at small N.
+    """
+    half = dtype in (torch.float16, torch.bfloat16)
+    if n <= 16:
+        return SpmmConfig(4, 32, 16, 4, 1)
+    if n < 1024:
+        return SpmmConfig(4, 32, 32, 4, 2) if half else SpmmConfig(8, 32, 32, 8, 2)
+    return SpmmConfig(4, 4, 256, 2, 1) if half else SpmmConfig(8, 8, 32, 2, 3)
 
 
 def spmm(
@@ -128,11 +139,11 @@ def spmm(
     c = torch.empty(batch, m, n, dtype=out_dtype or b.dtype, device=b.device)
     if c.numel() == 0:
         return c
-    cfg = config or default_config(m, n, nnz)
+    cfg = config or default_config(m, n, nnz, b.dtype)
     stride_vb = values.stride(0) if values.shape[0] > 1 else 0
     stride_bb = b.stride(0) if b.shape[0] > 1 else 0
     stride_biasb = (bias.stride(0) if bias.shape[0] > 1 else 0) if bias is not None else 0
-    grid_r = triton.cdiv(m, cfg.rows_per_prog)
+    grid_r = triton.cdiv(m, cfg.rows)
     grid_n = triton.cdiv(n, cfg.block_n)
     if grid_n > MAX_GRID_YZ:
         raise ValueError(f"spmm(): n = {n} needs {grid_n} column tiles, more than the {MAX_GRID_YZ} a launch allows")
@@ -156,7 +167,7 @@ def spmm(
             c.stride(0),
             c.stride(1),
             c.stride(2),
-            ROWS_PER_PROG=cfg.rows_per_prog,
+            ROWS=cfg.rows,
             BLOCK_K=cfg.block_k,
             BLOCK_N=cfg.block_n,
             HAS_BIAS=bias is not None,

@@ -16,13 +16,6 @@ from . import reference
 _BACKENDS = ("triton", "reference")
 
 
-def _kernels():
-    # Imported lazily so that CPU-only use never needs a working Triton.
-    from .. import kernels
-
-    return kernels
-
-
 @torch.library.custom_op("sgk::spmm", mutates_args=())
 def spmm(
     row_offsets: torch.Tensor,
@@ -37,7 +30,9 @@ def spmm(
 ) -> torch.Tensor:
     """values (V, nnz), b (Bb, k, n), bias (Vb, m) or None → C (B, m, n)."""
     if backend == "triton":
-        return _kernels().spmm(row_offsets, column_indices, row_swizzle, values, b, bias, relu)
+        from ..kernels.spmm import spmm as launch  # lazy: CPU-only use never imports a kernel
+
+        return launch(row_offsets, column_indices, row_swizzle, values, b, bias, relu)
     m = row_offsets.numel() - 1
     batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
     out = reference.spmm_coo(row_indices, column_indices, values, b, m, bias, relu)
@@ -62,7 +57,9 @@ def sddmm(
 ) -> torch.Tensor:
     """x (Bx, m, d), y (By, k, d) → values (B, nnz) of X·Yᵀ at the pattern."""
     if backend == "triton":
-        return _kernels().sddmm(row_offsets, column_indices, row_swizzle, x, y)
+        from ..kernels.sddmm import sddmm as launch
+
+        return launch(row_offsets, column_indices, row_swizzle, x, y)
     out = reference.sddmm_coo(row_indices, column_indices, x, y)
     return out.expand(max(x.shape[0], y.shape[0]), out.shape[-1]).contiguous()
 
@@ -83,7 +80,9 @@ def sparse_softmax(
 ) -> torch.Tensor:
     """x (B, nnz) → row-wise softmax of scale·x (B, nnz)."""
     if backend == "triton":
-        return _kernels().softmax(row_offsets, row_swizzle, x, scale)
+        from ..kernels.softmax import softmax as launch
+
+        return launch(row_offsets, row_swizzle, x, scale)
     return reference.softmax_coo(row_indices, x, row_offsets.numel() - 1, scale)
 
 
@@ -104,7 +103,9 @@ def sparse_softmax_backward(
 ) -> torch.Tensor:
     """y = softmax output, g = its gradient, both (B, nnz) → gradient of the softmax input."""
     if backend == "triton":
-        return _kernels().softmax_backward(row_offsets, row_swizzle, y, g, scale)
+        from ..kernels.softmax import softmax_backward as launch
+
+        return launch(row_offsets, row_swizzle, y, g, scale)
     return reference.softmax_backward_coo(row_indices, y, g, row_offsets.numel() - 1, scale)
 
 

@@ -1,0 +1,88 @@
+"""Compile every Triton kernel variant for sm_90 (H100) without a GPU.
+
+Run as a script (``python tests/sm90_compile.py``), in a process where TRITON_INTERPRET is unset:
+the interpreter replaces kernels by Python functions that cannot be compiled. Prints one line per
+variant and exits non-zero if any fails. tests/test_compile_sm90.py runs it in a subprocess.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+os.environ.pop("TRITON_INTERPRET", None)
+
+import itertools  # noqa: E402
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from sgk.kernels import sddmm as sddmm_mod  # noqa: E402
+from sgk.kernels import softmax as softmax_mod  # noqa: E402
+from sgk.kernels import spmm as spmm_mod  # noqa: E402
+
+TARGET = GPUTarget("cuda", 90, 32)
+PTR = {"fp32": "*fp32", "fp16": "*fp16", "bf16": "*bf16"}
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _compile(fn, types: dict[str, str], constexprs: dict[str, object], num_warps: int = 4, num_stages: int = 1):
+    signature = {}
+    for name in fn.arg_names:
+        signature[name] = "constexpr" if name in constexprs else types[name]
+    src = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
+    return triton.compile(src, target=TARGET, options={"num_warps": num_warps, "num_stages": num_stages})
+
+
+def variants():
+    for dt in ("fp32", "fp16", "bf16"):
+        for (has_bias, relu), n in itertools.product(((False, False), (True, True)), (16, 256, 4096)):
+            cfg = spmm_mod.default_config(4096, n, 4096 * 100, DTYPES[dt])
+            types = {
+                "row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32",
+                "values_ptr": PTR[dt], "b_ptr": PTR[dt], "bias_ptr": PTR[dt], "c_ptr": PTR[dt],
+                "m": "i32", "n": "i32",
+                "stride_vb": "i64", "stride_bb": "i64", "stride_bk": "i64", "stride_bn": "i64",
+                "stride_biasb": "i64", "stride_cb": "i64", "stride_cm": "i64", "stride_cn": "i64",
+            }
+            yield (f"spmm {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_kernel, types,
+                   {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n,
+                    "HAS_BIAS": has_bias, "RELU": relu}, cfg.num_warps, cfg.num_stages)
+        for d in (64, 2048):
+            cfg = sddmm_mod.default_config(d, 100.0, DTYPES[dt])
+            types = {
+                "row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32",
+                "x_ptr": PTR[dt], "y_ptr": PTR[dt], "out_ptr": PTR[dt], "d": "i32",
+                "stride_xb": "i64", "stride_xm": "i64", "stride_xd": "i64",
+                "stride_yb": "i64", "stride_yk": "i64", "stride_yd": "i64", "stride_ob": "i64",
+            }
+            yield (f"sddmm {dt} d={d}", sddmm_mod._sddmm_kernel, types,
+                   {"BLOCK_NZ": cfg.block_nz, "BLOCK_D": cfg.block_d}, cfg.num_warps, cfg.num_stages)
+        types = {"row_offsets_ptr": "*i32", "row_swizzle_ptr": "*i32", "x_ptr": PTR[dt], "y_ptr": PTR[dt],
+                 "stride_xb": "i64", "stride_yb": "i64", "scale": "fp32"}
+        yield (f"softmax {dt}", softmax_mod._softmax_kernel, types, {"BLOCK": 256}, 2, 1)
+        types = {"row_offsets_ptr": "*i32", "row_swizzle_ptr": "*i32", "y_ptr": PTR[dt], "g_ptr": PTR[dt],
+                 "dx_ptr": PTR[dt], "stride_yb": "i64", "stride_gb": "i64", "stride_dxb": "i64", "scale": "fp32"}
+        yield (f"softmax_backward {dt}", softmax_mod._softmax_backward_kernel, types, {"BLOCK": 256}, 2, 1)
+
+
+def main(argv: list[str]) -> int:
+    only = argv[1] if len(argv) > 1 else ""
+    failures = 0
+    for name, fn, types, constexprs, warps, stages in variants():
+        if only not in name:
+            continue
+        t0 = time.perf_counter()
+        try:
+            kernel = _compile(fn, types, constexprs, warps, stages)
+            print(f"ok    {name:40s} {time.perf_counter() - t0:5.1f}s  shared={kernel.metadata.shared}")
+        except Exception as exc:  # report every failure, then fail
+            failures += 1
+            print(f"FAIL  {name:40s} {type(exc).__name__}: {str(exc)[:500]}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
