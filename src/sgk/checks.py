@@ -23,10 +23,14 @@ INT32_MAX = 2**31 - 1
 ACTIVATIONS = (None, "relu")
 
 
-def check(cond: bool, message: str, exc: type[Exception] = ValueError) -> None:
-    """Raise ``exc(message)`` when ``cond`` is false."""
+def check(cond: bool, message, exc: type[Exception] = ValueError) -> None:
+    """Raise ``exc(message)`` when ``cond`` is false.
+
+    ``message`` may be a string or a zero-argument callable returning one; on hot paths pass a
+    callable (a lambda around the f-string) so that the message is built only on failure.
+    """
     if not cond:
-        raise exc(message)
+        raise exc(message() if callable(message) else message)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -38,8 +42,9 @@ def _names(dtypes: Iterable[torch.dtype]) -> str:
 
 
 def check_tensor(op: str, name: str, t: object) -> torch.Tensor:
-    check(isinstance(t, torch.Tensor), f"{op}(): {name} must be a torch.Tensor, got {type(t).__name__}", TypeError)
-    return t  # type: ignore[return-value]
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{op}(): {name} must be a torch.Tensor, got {type(t).__name__}")
+    return t
 
 
 def check_dense(
@@ -53,18 +58,14 @@ def check_dense(
 ) -> torch.Tensor:
     """A strided (dense) tensor of one of ``dtypes`` with ``min_ndim <= ndim <= max_ndim``."""
     t = check_tensor(op, name, t)
-    check(t.layout == torch.strided, f"{op}(): {name} must be a dense (strided) tensor, got layout {t.layout}", TypeError)
-    check(
-        t.dtype in dtypes,
-        f"{op}(): {name} must have dtype in ({_names(dtypes)}), got {_dtype_name(t.dtype)}",
-        TypeError,
-    )
-    check(
-        t.dim() >= min_ndim and (max_ndim is None or t.dim() <= max_ndim),
-        f"{op}(): {name} must have "
-        + (f"{min_ndim} dimensions" if max_ndim == min_ndim else f"at least {min_ndim} dimensions")
-        + f" (leading dimensions are batch), got shape {tuple(t.shape)}",
-    )
+    if t.layout != torch.strided:
+        raise TypeError(f"{op}(): {name} must be a dense (strided) tensor, got layout {t.layout}")
+    if t.dtype not in dtypes:
+        raise TypeError(f"{op}(): {name} must have dtype in ({_names(dtypes)}), got {_dtype_name(t.dtype)}")
+    ndim = t.dim()
+    if ndim < min_ndim or (max_ndim is not None and ndim > max_ndim):
+        want = f"{min_ndim} dimensions" if max_ndim == min_ndim else f"at least {min_ndim} dimensions"
+        raise ValueError(f"{op}(): {name} must have {want} (leading dimensions are batch), got shape {tuple(t.shape)}")
     return t
 
 
@@ -73,10 +74,10 @@ def check_same_device(op: str, **tensors: torch.Tensor | None) -> torch.device:
     items = [(n, t) for n, t in tensors.items() if t is not None]
     dev = items[0][1].device
     for n, t in items[1:]:
-        check(
-            t.device == dev,
-            f"{op}(): all inputs must be on one device, but {items[0][0]} is on {dev} and {n} is on {t.device}",
-        )
+        if t.device != dev:
+            raise ValueError(
+                f"{op}(): all inputs must be on one device, but {items[0][0]} is on {dev} and {n} is on {t.device}"
+            )
     return dev
 
 
@@ -84,36 +85,35 @@ def check_same_dtype(op: str, **tensors: torch.Tensor | None) -> torch.dtype:
     items = [(n, t) for n, t in tensors.items() if t is not None]
     dt = items[0][1].dtype
     for n, t in items[1:]:
-        check(
-            t.dtype == dt,
-            f"{op}(): {items[0][0]} and {n} must have the same dtype, got {_dtype_name(dt)} and {_dtype_name(t.dtype)}"
-            f" (convert one with .to())",
-            TypeError,
-        )
+        if t.dtype != dt:
+            raise TypeError(
+                f"{op}(): {items[0][0]} and {n} must have the same dtype, got {_dtype_name(dt)} and "
+                f"{_dtype_name(t.dtype)} (convert one with .to())"
+            )
     return dt
 
 
 def check_csr(op: str, name: str, a: object) -> "CSRMatrix":  # noqa: F821
     from .csr import CSRMatrix
 
-    check(
-        isinstance(a, CSRMatrix),
-        f"{op}(): {name} must be an sgk.CSRMatrix, got {type(a).__name__}"
-        + (" (build one with sgk.CSRMatrix.from_dense / from_torch)" if isinstance(a, torch.Tensor) else ""),
-        TypeError,
-    )
-    return a  # type: ignore[return-value]
+    if not isinstance(a, CSRMatrix):
+        hint = " (build one with sgk.CSRMatrix.from_dense / from_torch)" if isinstance(a, torch.Tensor) else ""
+        raise TypeError(f"{op}(): {name} must be an sgk.CSRMatrix, got {type(a).__name__}{hint}")
+    return a
 
 
 def check_activation(op: str, activation: object) -> None:
-    check(
-        activation in ACTIVATIONS,
-        f"{op}(): activation must be one of {ACTIVATIONS}, got {activation!r}",
-    )
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{op}(): activation must be one of {ACTIVATIONS}, got {activation!r}")
 
 
 def broadcast_batch(op: str, names: Sequence[str], shapes: Sequence[Sequence[int]]) -> tuple[int, ...]:
     """Broadcast the leading (batch) shapes of several operands, with an error naming them."""
+    present = [tuple(s) for s in shapes if len(s)]
+    if not present:
+        return ()
+    if all(s == present[0] for s in present[1:]):
+        return present[0]  # the common cases (no batch, or one batch shape) without torch's helper
     try:
         return tuple(torch.broadcast_shapes(*[tuple(s) for s in shapes]))
     except RuntimeError:

@@ -130,6 +130,15 @@ class Topology:
             t._transposed = (self, inverse32)
         return self._transposed
 
+    def prepare(self, transpose: bool = False) -> "Topology":
+        """Compute the cached metadata now (and the transposed topology's, if asked), so that no
+        cache is filled later inside autograd's backward (which torch.compile cannot trace)."""
+        self.row_swizzle, self.row_indices  # noqa: B018 (computing the cached properties)
+        if transpose:
+            t, _ = self.transpose()
+            t.row_swizzle, t.row_indices  # noqa: B018
+        return self
+
     def to(self, device: torch.device) -> "Topology":
         device = torch.device(device)
         if device == self.device:
@@ -446,7 +455,8 @@ class CSRMatrix:
             crow, col, vals = t.crow_indices(), t.col_indices(), t.values()
             m, k = t.shape[-2:]
             if crow.dim() > 1:
-                crow_flat, col_flat = crow.reshape(-1, m + 1), col.reshape(-1, col.shape[-1])
+                nb = math.prod(crow.shape[:-1])
+                crow_flat, col_flat = crow.reshape(nb, m + 1), col.reshape(nb, col.shape[-1])
                 check(
                     bool((crow_flat == crow_flat[:1]).all()) and bool((col_flat == col_flat[:1]).all()),
                     f"{op}: a batched CSR tensor must share one pattern across the batch "
@@ -516,7 +526,10 @@ class CSRMatrix:
         check(0.0 <= sparsity <= 1.0, f"{op}: sparsity must be in [0, 1], got {sparsity}")
         check(distribution in ("uniform", "skewed"), f"{op}: distribution must be 'uniform' or 'skewed', got {distribution!r}")
         check(dtype in FLOAT_DTYPES, f"{op}: dtype must be floating, got {dtype}", TypeError)
-        gen = generator if generator is not None else torch.Generator().manual_seed(torch.seed() % 2**63)
+        if generator is None:
+            # Follow torch's global seed (torch.manual_seed makes this reproducible) without re-seeding it.
+            generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
+        gen = generator
         if gen.device.type != "cpu":
             raise ValueError(f"{op}: generator must be a CPU generator (patterns are drawn on the CPU)")
         total = int(round((1.0 - sparsity) * m * k))

@@ -37,17 +37,29 @@ def read_smtx_topology(path: str | os.PathLike) -> tuple[tuple[int, int], np.nda
     header = _ints(lines[0])
     check(header.size == 3, f"{op}: {path}: first line must be 'nrows, ncols, nnz', got {lines[0]!r}")
     m, k, nnz = (int(v) for v in header)
-    rest = [ln for ln in lines[1:]]
-    if len(rest) >= 1 and _ints(rest[0]).size == m + 1 and (nnz == 0 or len(rest) >= 2):
-        offsets = _ints(rest[0])
-        cols = _ints(" ".join(rest[1:])) if nnz else np.zeros(0, dtype=np.int64)
-    else:
-        # One line of column indices per row.
-        rows = [_ints(ln) for ln in rest[:m]]
-        check(len(rows) == m, f"{op}: {path}: expected {m} rows of column indices or an offsets line, found {len(rest)} lines")
-        lengths = np.array([r.size for r in rows], dtype=np.int64)
+    rest = lines[1:]
+    while len(rest) > m and not rest[-1].strip():
+        rest = rest[:-1]  # trailing blank lines
+    looks_like_offsets = bool(rest) and len(rest) <= 2 and _ints(rest[0]).size == m + 1
+    per_row = [_ints(ln) for ln in rest] if len(rest) == m else None
+    offsets = cols = None
+    if looks_like_offsets:
+        # The DLMC layout: an offsets line, then the column indices (one line; absent when nnz = 0).
+        first = _ints(rest[0])
+        tail = _ints(rest[1]) if len(rest) == 2 else np.zeros(0, dtype=np.int64)
+        consistent = int(first[0]) == 0 and int(first[-1]) == nnz and tail.size == nnz and bool(np.all(np.diff(first) >= 0))
+        if consistent or per_row is None or sum(r.size for r in per_row) != nnz:
+            offsets, cols = first, tail
+    if offsets is None:
+        # One line of column indices per row (empty lines for empty rows).
+        check(
+            per_row is not None,
+            f"{op}: {path}: expected {m} rows of column indices or an offsets line of {m + 1} entries "
+            f"followed by the column indices; found {len(rest)} lines",
+        )
+        lengths = np.array([r.size for r in per_row], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        cols = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        cols = np.concatenate(per_row) if per_row else np.zeros(0, dtype=np.int64)
     check(offsets.size == m + 1, f"{op}: {path}: expected {m + 1} row offsets, got {offsets.size}")
     check(cols.size == nnz, f"{op}: {path}: header says nnz = {nnz} but {cols.size} column indices follow")
     check(int(offsets[-1]) == nnz, f"{op}: {path}: last row offset {int(offsets[-1])} != nnz {nnz}")

@@ -13,7 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import MAX_GRID_YZ, next_power_of_2
+from ._common import MAX_GRID_YZ
+from ._tuning import BucketTuner, pow2_bucket
 
 
 @triton.jit
@@ -75,16 +76,35 @@ class SddmmConfig:
     num_stages: int = 1
 
 
-def default_config(d: int, mean_row: float, dtype: torch.dtype = torch.float32) -> SddmmConfig:
-    """Measured heuristic (H100 sweep, benchmarks/results/tuning/sweep_2026-11-25_h100_v1.json).
+_ATTN_FP32 = [SddmmConfig(64, 16, 2, 3), SddmmConfig(64, 32, 2, 1), SddmmConfig(32, 32, 2, 2), SddmmConfig(128, 16, 4, 2)]
+_ATTN_HALF = [SddmmConfig(64, 32, 1, 1), SddmmConfig(64, 16, 2, 3), SddmmConfig(32, 64, 2, 1), SddmmConfig(128, 32, 4, 1)]
+_WGRAD_FP32 = [SddmmConfig(32, 128, 4, 1), SddmmConfig(16, 128, 4, 1), SddmmConfig(32, 64, 4, 2), SddmmConfig(64, 64, 8, 1)]
+_WGRAD_HALF = [SddmmConfig(32, 64, 4, 1), SddmmConfig(16, 128, 8, 2), SddmmConfig(32, 128, 4, 1), SddmmConfig(64, 64, 8, 1)]
+
+
+def candidates(d: int, mean_row: float, dtype: torch.dtype = torch.float32) -> list[SddmmConfig]:
+    """Candidates, the measured heuristic first (H100 sweep,
+    benchmarks/results/tuning/sweep_2026-11-25_h100_v1.json).
 
     Attention-like reductions (d <= 256) want long nonzero strips and short feature blocks;
     weight-gradient reductions (d = tokens, thousands) want wide feature blocks.
     """
     half = dtype in (torch.float16, torch.bfloat16)
     if d <= 256:
-        return SddmmConfig(64, 32, 1, 1) if half else SddmmConfig(64, 16, 2, 3)
-    return SddmmConfig(32, 64, 4, 1) if half else SddmmConfig(32, 128, 4, 1)
+        return list(_ATTN_HALF if half else _ATTN_FP32)
+    return list(_WGRAD_HALF if half else _WGRAD_FP32)
+
+
+def default_config(d: int, mean_row: float, dtype: torch.dtype = torch.float32) -> SddmmConfig:
+    return candidates(d, mean_row, dtype)[0]
+
+
+_TUNER = BucketTuner("sddmm")
+
+
+def tuning_key(m: int, d: int, nnz: int, batch: int, dtype: torch.dtype) -> tuple:
+    """dtype, d, mean row length and rows×batch, rounded up to powers of two (capped)."""
+    return (dtype, min(pow2_bucket(d), 1 << 15), min(pow2_bucket(nnz / max(m, 1)), 4096), min(pow2_bucket(m * batch), 1 << 18))
 
 
 def sddmm(
@@ -105,7 +125,16 @@ def sddmm(
         return out
     if d == 0:
         return out.zero_()
-    cfg = config or default_config(d, nnz / max(m, 1), x.dtype)
+    if config is None:
+        run = lambda cfg: _launch(cfg, row_offsets, column_indices, row_swizzle, x, y, out)  # noqa: E731
+        key = tuning_key(m, d, nnz, batch, x.dtype)
+        config = _TUNER.choose(key, candidates(d, nnz / max(m, 1), x.dtype), run, x.device)
+    _launch(config, row_offsets, column_indices, row_swizzle, x, y, out)
+    return out
+
+
+def _launch(cfg: SddmmConfig, row_offsets, column_indices, row_swizzle, x, y, out) -> None:
+    m, d, batch = row_offsets.numel() - 1, x.shape[-1], out.shape[0]
     stride_xb = x.stride(0) if x.shape[0] > 1 else 0
     stride_yb = y.stride(0) if y.shape[0] > 1 else 0
     for b0 in range(0, batch, MAX_GRID_YZ):
@@ -130,4 +159,3 @@ def sddmm(
             num_warps=cfg.num_warps,
             num_stages=cfg.num_stages,
         )
-    return out

@@ -41,7 +41,9 @@ def _softmax_kernel(
     run_sum = tl.zeros([BLOCK], dtype=tl.float32)
     for s in range(start, end, BLOCK):
         offs = s + offs0
-        v = tl.load(x_base + offs, mask=offs < end, other=float("-inf")).to(tl.float32) * scale
+        mask = offs < end
+        v = tl.load(x_base + offs, mask=mask, other=0.0).to(tl.float32) * scale
+        v = tl.where(mask, v, float("-inf"))  # after scaling: a scale <= 0 must not flip padding
         new_max = tl.maximum(run_max, v)
         safe = tl.where(new_max == float("-inf"), 0.0, new_max)
         run_sum = run_sum * tl.exp(run_max - safe) + tl.exp(v - safe)
@@ -54,7 +56,7 @@ def _softmax_kernel(
     for s in range(start, end, BLOCK):
         offs = s + offs0
         mask = offs < end
-        v = tl.load(x_base + offs, mask=mask, other=float("-inf")).to(tl.float32) * scale
+        v = tl.load(x_base + offs, mask=mask, other=0.0).to(tl.float32) * scale
         out = tl.exp(v - safe_max) * inv
         tl.store(y_base + offs, out.to(y_ptr.dtype.element_ty), mask=mask)
 

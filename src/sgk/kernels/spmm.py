@@ -20,7 +20,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import MAX_GRID_YZ, next_power_of_2
+from ._common import MAX_GRID_YZ
+from ._tuning import BucketTuner, pow2_bucket
 
 
 @triton.jit
@@ -100,20 +101,51 @@ class SpmmConfig:
     num_stages: int = 1
 
 
-def default_config(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32) -> SpmmConfig:
-    """Measured heuristic by N bucket and dtype.
+_LARGE_N_FP32 = [SpmmConfig(8, 8, 32, 2, 3), SpmmConfig(4, 8, 32, 1, 3), SpmmConfig(8, 4, 64, 4, 2),
+                 SpmmConfig(4, 4, 64, 2, 1), SpmmConfig(4, 16, 64, 2, 2), SpmmConfig(2, 16, 64, 1, 1)]
+_LARGE_N_HALF = [SpmmConfig(4, 4, 256, 2, 1), SpmmConfig(2, 16, 64, 1, 1), SpmmConfig(4, 4, 128, 1, 3),
+                 SpmmConfig(4, 4, 64, 1, 3), SpmmConfig(2, 4, 32, 1, 2), SpmmConfig(4, 8, 32, 1, 3)]
+_SMALL_N_FP32 = [SpmmConfig(8, 32, 32, 8, 2), SpmmConfig(4, 32, 32, 4, 2), SpmmConfig(1, 32, 64, 1, 3),
+                 SpmmConfig(2, 16, 32, 8, 1), SpmmConfig(1, 8, 32, 2, 2), SpmmConfig(1, 4, 128, 8, 1)]
+_SMALL_N_HALF = [SpmmConfig(4, 32, 32, 4, 2), SpmmConfig(1, 4, 128, 8, 1), SpmmConfig(2, 32, 32, 8, 2),
+                 SpmmConfig(1, 32, 64, 1, 3), SpmmConfig(1, 8, 32, 2, 2), SpmmConfig(8, 32, 32, 8, 2)]
+_TINY_N = [SpmmConfig(4, 32, 16, 4, 1), SpmmConfig(8, 16, 16, 4, 1), SpmmConfig(2, 32, 16, 2, 1),
+           SpmmConfig(4, 64, 16, 4, 1), SpmmConfig(16, 16, 16, 8, 1)]
+
+
+def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32) -> list[SpmmConfig]:
+    """Candidate configurations by N regime and dtype, the measured heuristic first.
 
     From a 48-configuration sweep on an H100 (benchmarks/results/tuning/sweep_2026-11-25_h100_v1.json,
-    9 DLMC-like, FFN and decode shapes): each choice below is within 4-15% of the per-shape best on
-    its bucket's shapes. Small tiles over K with several swizzled rows per program win at large N;
-    long BLOCK_K strips and one wide row tile win at small N.
+    9 DLMC-like, FFN and decode shapes): the first entry of each list is within 4-15% of the
+    per-shape best over its regime's shapes; the rest are the next most robust. Small tiles over K
+    with several swizzled rows per program win at large N; long BLOCK_K strips win at small N.
     """
     half = dtype in (torch.float16, torch.bfloat16)
     if n <= 16:
-        return SpmmConfig(4, 32, 16, 4, 1)
+        return list(_TINY_N)
     if n < 1024:
-        return SpmmConfig(4, 32, 32, 4, 2) if half else SpmmConfig(8, 32, 32, 8, 2)
-    return SpmmConfig(4, 4, 256, 2, 1) if half else SpmmConfig(8, 8, 32, 2, 3)
+        return list(_SMALL_N_HALF if half else _SMALL_N_FP32)
+    return list(_LARGE_N_HALF if half else _LARGE_N_FP32)
+
+
+def default_config(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32) -> SpmmConfig:
+    """The measured heuristic: the first candidate."""
+    return candidates(m, n, nnz, dtype)[0]
+
+
+_TUNER = BucketTuner("spmm")
+
+
+def tuning_key(m: int, n: int, nnz: int, batch: int, dtype: torch.dtype) -> tuple:
+    """Bucketed autotune key: dtype, N, mean row length and rows×batch, each rounded up to a power
+    of two (capped), so a changing nnz or N does not re-tune every step."""
+    return (
+        dtype,
+        min(pow2_bucket(n), 8192),
+        min(pow2_bucket(nnz / max(m, 1)), 1024),
+        min(pow2_bucket(m * batch), 1 << 16),
+    )
 
 
 def spmm(
@@ -139,7 +171,16 @@ def spmm(
     c = torch.empty(batch, m, n, dtype=out_dtype or b.dtype, device=b.device)
     if c.numel() == 0:
         return c
-    cfg = config or default_config(m, n, nnz, b.dtype)
+    if config is None:
+        run = lambda cfg: _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)  # noqa: E731
+        key = tuning_key(m, n, nnz, batch, b.dtype)
+        config = _TUNER.choose(key, candidates(m, n, nnz, b.dtype), run, b.device)
+    _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)
+    return c
+
+
+def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c) -> None:
+    m, n, batch = c.shape[1], c.shape[2], c.shape[0]
     stride_vb = values.stride(0) if values.shape[0] > 1 else 0
     stride_bb = b.stride(0) if b.shape[0] > 1 else 0
     stride_biasb = (bias.stride(0) if bias.shape[0] > 1 else 0) if bias is not None else 0
@@ -175,4 +216,3 @@ def spmm(
             num_warps=cfg.num_warps,
             num_stages=cfg.num_stages,
         )
-    return c

@@ -23,18 +23,18 @@ def select_backend(op: str, method: str, t: torch.Tensor) -> str:
     reference otherwise (CPU tensors, float64). ``triton`` forces the kernels (CUDA tensors, or CPU
     tensors under TRITON_INTERPRET=1); ``reference`` forces the plain-torch path.
     """
-    check(method in METHODS, f"{op}(): method must be one of {METHODS}, got {method!r}")
+    check(method in METHODS, lambda: f"{op}(): method must be one of {METHODS}, got {method!r}")
     if method == "reference":
         return "reference"
     usable = t.is_cuda or (t.device.type == "cpu" and interpreter_enabled())
     if method == "triton":
         check(
             usable,
-            f"{op}(): method='triton' needs CUDA tensors (or TRITON_INTERPRET=1 on the CPU), got a tensor on {t.device}",
+            lambda: f"{op}(): method='triton' needs CUDA tensors (or TRITON_INTERPRET=1 on the CPU), got a tensor on {t.device}",
         )
         check(
             t.dtype in KERNEL_DTYPES,
-            f"{op}(): the Triton kernels take float32, float16 or bfloat16, got {t.dtype} (use method='reference')",
+            lambda: f"{op}(): the Triton kernels take float32, float16 or bfloat16, got {t.dtype} (use method='reference')",
             TypeError,
         )
         return "triton"
@@ -52,7 +52,7 @@ def flatten_batch(t: torch.Tensor, batch: tuple[int, ...], tail: int) -> torch.T
     if math.prod(t.shape[: t.dim() - tail]) == 1:
         out = t.reshape(1, *tail_shape)
     else:
-        out = t.expand(*batch, *tail_shape).reshape(-1, *tail_shape)
+        out = t.expand(*batch, *tail_shape).reshape(math.prod(batch), *tail_shape)
     if tail == 1 and out.stride(-1) != 1:
         out = out.contiguous()
     return out

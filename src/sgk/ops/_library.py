@@ -3,7 +3,8 @@
 Each op takes raw tensors flattened to one batch dimension (the public functions in sgk.ops do the
 validation and the broadcasting) and a ``backend`` string, ``"triton"`` or ``"reference"``.
 Registering them with ``torch.library`` lets ``torch.compile`` trace through sgk's ops without
-looking inside the Triton launches: the fake implementations give it the output shapes.
+looking inside the Triton launches: the fake implementations give it the output shapes. In eager
+mode sgk calls the implementations directly (see ``_dispatch`` at the bottom).
 
 (No ``from __future__ import annotations`` here: torch.library reads the annotations.)
 """
@@ -16,8 +17,7 @@ from . import reference
 _BACKENDS = ("triton", "reference")
 
 
-@torch.library.custom_op("sgk::spmm", mutates_args=())
-def spmm(
+def _spmm_impl(
     row_offsets: torch.Tensor,
     column_indices: torch.Tensor,
     row_indices: torch.Tensor,
@@ -39,14 +39,16 @@ def spmm(
     return out.expand(batch, *out.shape[-2:]).contiguous()
 
 
-@spmm.register_fake
+spmm_op = torch.library.custom_op("sgk::spmm", _spmm_impl, mutates_args=())
+
+
+@spmm_op.register_fake
 def _(row_offsets, column_indices, row_indices, row_swizzle, values, b, bias, relu, backend):
     batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
     return b.new_empty(batch, row_offsets.shape[0] - 1, b.shape[-1])
 
 
-@torch.library.custom_op("sgk::sddmm", mutates_args=())
-def sddmm(
+def _sddmm_impl(
     row_offsets: torch.Tensor,
     column_indices: torch.Tensor,
     row_indices: torch.Tensor,
@@ -64,13 +66,15 @@ def sddmm(
     return out.expand(max(x.shape[0], y.shape[0]), out.shape[-1]).contiguous()
 
 
-@sddmm.register_fake
+sddmm_op = torch.library.custom_op("sgk::sddmm", _sddmm_impl, mutates_args=())
+
+
+@sddmm_op.register_fake
 def _(row_offsets, column_indices, row_indices, row_swizzle, x, y, backend):
     return x.new_empty(max(x.shape[0], y.shape[0]), column_indices.shape[0])
 
 
-@torch.library.custom_op("sgk::sparse_softmax", mutates_args=())
-def sparse_softmax(
+def _softmax_impl(
     row_offsets: torch.Tensor,
     row_indices: torch.Tensor,
     row_swizzle: torch.Tensor,
@@ -86,13 +90,15 @@ def sparse_softmax(
     return reference.softmax_coo(row_indices, x, row_offsets.numel() - 1, scale)
 
 
-@sparse_softmax.register_fake
+softmax_op = torch.library.custom_op("sgk::sparse_softmax", _softmax_impl, mutates_args=())
+
+
+@softmax_op.register_fake
 def _(row_offsets, row_indices, row_swizzle, x, scale, backend):
     return torch.empty_like(x)
 
 
-@torch.library.custom_op("sgk::sparse_softmax_backward", mutates_args=())
-def sparse_softmax_backward(
+def _softmax_backward_impl(
     row_offsets: torch.Tensor,
     row_indices: torch.Tensor,
     row_swizzle: torch.Tensor,
@@ -109,6 +115,32 @@ def sparse_softmax_backward(
     return reference.softmax_backward_coo(row_indices, y, g, row_offsets.numel() - 1, scale)
 
 
-@sparse_softmax_backward.register_fake
+softmax_backward_op = torch.library.custom_op(
+    "sgk::sparse_softmax_backward", _softmax_backward_impl, mutates_args=()
+)
+
+
+@softmax_backward_op.register_fake
 def _(row_offsets, row_indices, row_swizzle, y, g, scale, backend):
     return torch.empty_like(g)
+
+
+# -- what sgk.ops calls --------------------------------------------------------------------------
+# Under torch.compile the registered ops are called, so that the compiler sees opaque ops with fake
+# implementations; in eager mode the implementations are called directly, which saves the
+# dispatcher's tens of microseconds per call (as much as a small kernel takes).
+def _dispatch(op, impl):
+    def call(*args):
+        if torch.compiler.is_compiling():
+            return op(*args)
+        return impl(*args)
+
+    call.__name__ = impl.__name__.replace("_impl", "").lstrip("_")
+    call.__doc__ = impl.__doc__
+    return call
+
+
+spmm = _dispatch(spmm_op, _spmm_impl)
+sddmm = _dispatch(sddmm_op, _sddmm_impl)
+sparse_softmax = _dispatch(softmax_op, _softmax_impl)
+sparse_softmax_backward = _dispatch(softmax_backward_op, _softmax_backward_impl)

@@ -71,13 +71,17 @@ def sddmm(x: torch.Tensor, y: torch.Tensor, pattern: CSRMatrix, *, method: str =
     check_same_device(op, x=x, y=y, pattern=pattern.row_offsets)
     check_same_dtype(op, x=x, y=y)
     m, k = pattern.shape
-    check(x.shape[-2] == m, f"{op}(): pattern is {m}×{k} so x must be (*batch, {m}, d), got {tuple(x.shape)}")
-    check(y.shape[-2] == k, f"{op}(): pattern is {m}×{k} so y must be (*batch, {k}, d), got {tuple(y.shape)}")
+    check(x.shape[-2] == m, lambda: f"{op}(): pattern is {m}×{k} so x must be (*batch, {m}, d), got {tuple(x.shape)}")
+    check(y.shape[-2] == k, lambda: f"{op}(): pattern is {m}×{k} so y must be (*batch, {k}, d), got {tuple(y.shape)}")
     check(
         x.shape[-1] == y.shape[-1],
-        f"{op}(): x and y must share the reduction dimension d, got x {tuple(x.shape)} and y {tuple(y.shape)}",
+        lambda: f"{op}(): x and y must share the reduction dimension d, got x {tuple(x.shape)} and y {tuple(y.shape)}",
     )
     batch = broadcast_batch(op, ("x", "y"), (tuple(x.shape[:-2]), tuple(y.shape[:-2])))
     backend = select_backend(op, method, x)
-    values = _Sddmm.apply(pattern.topology, x, y, batch, backend)
+    if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+        topo = pattern.topology.prepare(transpose=y.requires_grad)
+        values = _Sddmm.apply(topo, x, y, batch, backend)
+    else:
+        values = _sddmm_raw(pattern.topology, x, y, batch, backend)
     return CSRMatrix._make(pattern.topology, values)

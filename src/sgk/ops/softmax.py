@@ -1,6 +1,8 @@
 """``sparse_softmax``: softmax over the nonzeros of each CSR row, with autograd."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..checks import check, check_csr
@@ -12,7 +14,7 @@ __all__ = ["sparse_softmax"]
 
 
 def _flat_values(v: torch.Tensor) -> torch.Tensor:
-    return v.reshape(-1, v.shape[-1]).contiguous()
+    return v.reshape(math.prod(v.shape[:-1]), v.shape[-1]).contiguous()
 
 
 class _SparseSoftmax(torch.autograd.Function):
@@ -57,6 +59,13 @@ def sparse_softmax(a: CSRMatrix, *, scale: float | None = None, method: str = "a
     op = "sparse_softmax"
     check_csr(op, "a", a)
     scale = 1.0 if scale is None else scale
-    check(isinstance(scale, (int, float)), f"{op}(): scale must be a number, got {type(scale).__name__}", TypeError)
+    check(isinstance(scale, (int, float)), lambda: f"{op}(): scale must be a number, got {type(scale).__name__}", TypeError)
     backend = select_backend(op, method, a.values)
-    return a.with_values(_SparseSoftmax.apply(a.topology, a.values, float(scale), backend))
+    topo = a.topology
+    if torch.is_grad_enabled() and a.values.requires_grad:
+        values = _SparseSoftmax.apply(topo, a.values, float(scale), backend)
+    else:
+        flat = _flat_values(a.values)
+        values = _library.sparse_softmax(topo.row_offsets, topo.row_indices, topo.row_swizzle, flat, float(scale), backend)
+        values = values.reshape(a.values.shape)
+    return CSRMatrix._make(topo, values)

@@ -116,19 +116,23 @@ def spmm(
     m, k = a.shape
     check(
         b.shape[-2] == k,
-        f"{op}(): a is {m}×{k} but b has {b.shape[-2]} rows (b must be (*batch, {k}, n), got {tuple(b.shape)})",
+        lambda: f"{op}(): a is {m}×{k} but b has {b.shape[-2]} rows (b must be (*batch, {k}, n), got {tuple(b.shape)})",
     )
     check_activation(op, activation)
     bias_batch: tuple[int, ...] = ()
     if bias is not None:
         check_dense(op, "bias", bias, dtypes=FLOAT_DTYPES, min_ndim=1)
         check_same_dtype(op, b=b, bias=bias)
-        check(bias.shape[-1] == m, f"{op}(): bias must have shape (*batch, m) with m = {m}, got {tuple(bias.shape)}")
+        check(bias.shape[-1] == m, lambda: f"{op}(): bias must have shape (*batch, m) with m = {m}, got {tuple(bias.shape)}")
         bias_batch = tuple(bias.shape[:-1])
     batch = broadcast_batch(op, ("a", "b", "bias"), (a.batch_shape, tuple(b.shape[:-2]), bias_batch))
     backend = select_backend(op, method, b)
     check(
         math.prod(batch) * m * b.shape[-1] < 2**62,
-        f"{op}(): output of {math.prod(batch)}×{m}×{b.shape[-1]} elements is too large",
+        lambda: f"{op}(): output of {math.prod(batch)}×{m}×{b.shape[-1]} elements is too large",
     )
-    return _Spmm.apply(a.topology, a.values, b, bias, activation == "relu", batch, backend)
+    relu = activation == "relu"
+    if torch.is_grad_enabled() and (a.values.requires_grad or b.requires_grad or (bias is not None and bias.requires_grad)):
+        topo = a.topology.prepare(transpose=b.requires_grad)
+        return _Spmm.apply(topo, a.values, b, bias, relu, batch, backend)
+    return _spmm_raw(a.topology, a.values, b, bias, relu, batch, backend)

@@ -1,0 +1,68 @@
+"""Per-problem configuration choice: time a short list of candidates once per bucketed key.
+
+A key groups problems that want the same configuration (dtype, N and mean row length rounded to
+powers of two, ...): a raw nnz or N changes every step and would re-tune every step; a bucket
+does not. The first call with a new key on a CUDA device times each candidate on the real
+operands (``triton.testing.do_bench``, median of a few ms) and caches the fastest; every later call
+with that key reuses it. Where timing is impossible or unwanted — the Triton interpreter, a CUDA
+graph being captured, tuning switched off with :func:`set_autotune` — the first candidate (the
+measured heuristic) is used.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Hashable, Sequence, TypeVar
+
+import torch
+
+C = TypeVar("C")
+
+_ENABLED = True
+
+
+def set_autotune(enabled: bool) -> None:
+    """Turn per-bucket timing of candidate configurations on (default) or off (heuristic only)."""
+    global _ENABLED
+    _ENABLED = bool(enabled)
+
+
+def autotune_enabled() -> bool:
+    return _ENABLED
+
+
+def pow2_bucket(x: float) -> int:
+    """The power of two at or above x (1 for x <= 1)."""
+    return 1 if x <= 1 else 1 << math.ceil(math.log2(x))
+
+
+class BucketTuner:
+    """Caches, per key, the fastest of a list of candidate configurations."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.cache: dict[Hashable, object] = {}
+
+    def choose(
+        self,
+        key: Hashable,
+        candidates: Sequence[C],
+        run: Callable[[C], object],
+        device: torch.device,
+    ) -> C:
+        if key in self.cache:
+            return self.cache[key]  # type: ignore[return-value]
+        first = candidates[0]
+        if len(candidates) == 1 or not _ENABLED or device.type != "cuda" or torch.cuda.is_current_stream_capturing():
+            return first
+        from triton.testing import do_bench
+
+        best, best_ms = first, math.inf
+        for cfg in candidates:
+            try:
+                ms = do_bench(lambda: run(cfg), warmup=2, rep=8, return_mode="median")
+            except Exception:  # a candidate that cannot run here (e.g. out of shared memory) is skipped
+                continue
+            if ms < best_ms:
+                best, best_ms = cfg, ms
+        self.cache[key] = best
+        return best
