@@ -60,12 +60,16 @@ def variants():
             }
             yield (f"sddmm {dt} d={d}", sddmm_mod._sddmm_kernel, types,
                    {"BLOCK_NZ": cfg.block_nz, "BLOCK_D": cfg.block_d}, cfg.num_warps, cfg.num_stages)
-        types = {"row_offsets_ptr": "*i32", "row_swizzle_ptr": "*i32", "x_ptr": PTR[dt], "y_ptr": PTR[dt],
-                 "stride_xb": "i64", "stride_yb": "i64", "scale": "fp32"}
-        yield (f"softmax {dt}", softmax_mod._softmax_kernel, types, {"BLOCK": 256}, 2, 1)
+        types = {"row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32",
+                 "x_ptr": PTR[dt], "y_ptr": PTR[dt], "stride_xb": "i64", "stride_yb": "i64", "scale": "fp32"}
+        for single, causal in itertools.product((True, False), (False, True)):
+            yield (f"softmax {dt} single={single} causal={causal}", softmax_mod._softmax_kernel, types,
+                   {"BLOCK": 1024, "SINGLE": single, "CAUSAL": causal}, 4, 1)
         types = {"row_offsets_ptr": "*i32", "row_swizzle_ptr": "*i32", "y_ptr": PTR[dt], "g_ptr": PTR[dt],
                  "dx_ptr": PTR[dt], "stride_yb": "i64", "stride_gb": "i64", "stride_dxb": "i64", "scale": "fp32"}
-        yield (f"softmax_backward {dt}", softmax_mod._softmax_backward_kernel, types, {"BLOCK": 256}, 2, 1)
+        for single in (True, False):
+            yield (f"softmax_backward {dt} single={single}", softmax_mod._softmax_backward_kernel, types,
+                   {"BLOCK": 1024, "SINGLE": single}, 4, 1)
 
 
 def main(argv: list[str]) -> int:

@@ -1,8 +1,9 @@
 """Sparse softmax over each CSR row's nonzeros, forward and backward.
 
-One program per (row, batch entry), rows in swizzle order. Forward: one pass keeps a running max
-and a running sum of exponentials (rescaled when the max grows), a second pass writes
-exp(scale·x − max) / sum. A row whose entries are all −inf, or an empty row, writes zeros (never
+One program per (row, batch entry), rows in swizzle order. When every row fits in one block
+(``SINGLE``, rows up to 4096 nonzeros: attention topologies) the row is read once and written once.
+Otherwise, forward: one pass keeps a running max and a running sum of exponentials (rescaled when
+the max grows), a second pass writes exp(scale·x − max) / sum. A row whose entries are all −inf, or an empty row, writes zeros (never
 NaN). Backward: one pass for Σ g·y, one pass writing scale · y · (g − Σ g·y).
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ._common import MAX_GRID_YZ, next_power_of_2
 def _softmax_kernel(
     # pointers
     row_offsets_ptr,
+    column_indices_ptr,
     row_swizzle_ptr,
     x_ptr,
     y_ptr,
@@ -28,6 +30,8 @@ def _softmax_kernel(
     scale,
     # meta-parameters
     BLOCK: tl.constexpr,
+    SINGLE: tl.constexpr,
+    CAUSAL: tl.constexpr,
 ):
     pid = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
@@ -37,13 +41,32 @@ def _softmax_kernel(
     x_base = x_ptr + pid_b * stride_xb
     y_base = y_ptr + pid_b * stride_yb
     offs0 = tl.arange(0, BLOCK)
+    if SINGLE:
+        # Every row fits in one block: read once, write once.
+        offs = start + offs0
+        mask = offs < end
+        keep = mask
+        v = tl.load(x_base + offs, mask=mask, other=0.0).to(tl.float32) * scale
+        if CAUSAL:  # entries above the diagonal count as absent (and are written as 0)
+            keep = mask & (tl.load(column_indices_ptr + offs, mask=mask, other=0) <= row)
+        v = tl.where(keep, v, float("-inf"))
+        row_max = tl.max(v, axis=0)
+        safe_max = tl.where(row_max == float("-inf"), 0.0, row_max)
+        e = tl.exp(v - safe_max)
+        total = tl.sum(e, axis=0)
+        inv = tl.where(total > 0.0, 1.0 / total, 0.0)
+        tl.store(y_base + offs, (e * inv).to(y_ptr.dtype.element_ty), mask=mask)
+        return
     run_max = tl.full([BLOCK], float("-inf"), tl.float32)
     run_sum = tl.zeros([BLOCK], dtype=tl.float32)
     for s in range(start, end, BLOCK):
         offs = s + offs0
         mask = offs < end
         v = tl.load(x_base + offs, mask=mask, other=0.0).to(tl.float32) * scale
+        if CAUSAL:
+            mask = mask & (tl.load(column_indices_ptr + offs, mask=mask, other=0) <= row)
         v = tl.where(mask, v, float("-inf"))  # after scaling: a scale <= 0 must not flip padding
+        # (this pass only reads, so narrowing the mask is safe)
         new_max = tl.maximum(run_max, v)
         safe = tl.where(new_max == float("-inf"), 0.0, new_max)
         run_sum = run_sum * tl.exp(run_max - safe) + tl.exp(v - safe)
@@ -58,6 +81,8 @@ def _softmax_kernel(
         mask = offs < end
         v = tl.load(x_base + offs, mask=mask, other=0.0).to(tl.float32) * scale
         out = tl.exp(v - safe_max) * inv
+        if CAUSAL:
+            out = tl.where(tl.load(column_indices_ptr + offs, mask=mask, other=0) <= row, out, 0.0)
         tl.store(y_base + offs, out.to(y_ptr.dtype.element_ty), mask=mask)
 
 
@@ -77,6 +102,7 @@ def _softmax_backward_kernel(
     scale,
     # meta-parameters
     BLOCK: tl.constexpr,
+    SINGLE: tl.constexpr,
 ):
     pid = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
@@ -87,6 +113,14 @@ def _softmax_backward_kernel(
     g_base = g_ptr + pid_b * stride_gb
     dx_base = dx_ptr + pid_b * stride_dxb
     offs0 = tl.arange(0, BLOCK)
+    if SINGLE:
+        offs = start + offs0
+        mask = offs < end
+        y = tl.load(y_base + offs, mask=mask, other=0.0).to(tl.float32)
+        g = tl.load(g_base + offs, mask=mask, other=0.0).to(tl.float32)
+        total = tl.sum(y * g, axis=0)
+        tl.store(dx_base + offs, (scale * y * (g - total)).to(dx_ptr.dtype.element_ty), mask=mask)
+        return
     dot = tl.zeros([BLOCK], dtype=tl.float32)
     for s in range(start, end, BLOCK):
         offs = s + offs0
@@ -103,30 +137,53 @@ def _softmax_backward_kernel(
         tl.store(dx_base + offs, (scale * y * (g - total)).to(dx_ptr.dtype.element_ty), mask=mask)
 
 
-def _block(mean_row: float) -> tuple[int, int]:
-    block = max(32, min(1024, next_power_of_2(int(mean_row))))
-    return block, (4 if block >= 512 else 2 if block >= 128 else 1)
+SINGLE_PASS_MAX = 4096
+"""Rows up to this long are read once (one block holds the row); longer rows take two passes."""
 
 
-def softmax(row_offsets: torch.Tensor, row_swizzle: torch.Tensor, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """x (B, nnz) → softmax values (B, nnz)."""
+def _block(max_row: int) -> tuple[int, bool, int]:
+    """(BLOCK, SINGLE, num_warps) for a topology whose longest row has ``max_row`` nonzeros."""
+    if max_row <= SINGLE_PASS_MAX:
+        block = max(32, next_power_of_2(max_row))
+        return block, True, max(1, min(16, block // 256))
+    return 1024, False, 4
+
+
+def softmax(
+    row_offsets: torch.Tensor,
+    column_indices: torch.Tensor,
+    row_swizzle: torch.Tensor,
+    x: torch.Tensor,
+    scale: float = 1.0,
+    max_row: int | None = None,
+    causal: bool = False,
+) -> torch.Tensor:
+    """x (B, nnz) → softmax values (B, nnz). ``max_row``: the longest row (computed when not given);
+    ``causal``: entries with column > row count as absent (their output is 0)."""
     m = row_offsets.numel() - 1
     batch, nnz = x.shape
     y = torch.empty_like(x, memory_format=torch.contiguous_format)
     if y.numel() == 0 or m == 0:
         return y
-    block, warps = _block(nnz / m)
+    if max_row is None:
+        max_row = int((row_offsets[1:] - row_offsets[:-1]).max())
+    block, single, warps = _block(max_row)
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
         _softmax_kernel[(m, nb)](
-            row_offsets, row_swizzle, x[b0:], y[b0:], x.stride(0), y.stride(0), float(scale),
-            BLOCK=block, num_warps=warps,
+            row_offsets, column_indices, row_swizzle, x[b0:], y[b0:], x.stride(0), y.stride(0), float(scale),
+            BLOCK=block, SINGLE=single, CAUSAL=causal, num_warps=warps,
         )
     return y
 
 
 def softmax_backward(
-    row_offsets: torch.Tensor, row_swizzle: torch.Tensor, y: torch.Tensor, g: torch.Tensor, scale: float = 1.0
+    row_offsets: torch.Tensor,
+    row_swizzle: torch.Tensor,
+    y: torch.Tensor,
+    g: torch.Tensor,
+    scale: float = 1.0,
+    max_row: int | None = None,
 ) -> torch.Tensor:
     """y, g (B, nnz) → d(values) (B, nnz)."""
     m = row_offsets.numel() - 1
@@ -134,11 +191,13 @@ def softmax_backward(
     dx = torch.empty(batch, nnz, dtype=g.dtype, device=g.device)
     if dx.numel() == 0 or m == 0:
         return dx
-    block, warps = _block(nnz / m)
+    if max_row is None:
+        max_row = int((row_offsets[1:] - row_offsets[:-1]).max())
+    block, single, warps = _block(max_row)
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
         _softmax_backward_kernel[(m, nb)](
             row_offsets, row_swizzle, y[b0:], g[b0:], dx[b0:], y.stride(0), g.stride(0), dx.stride(0), float(scale),
-            BLOCK=block, num_warps=warps,
+            BLOCK=block, SINGLE=single, num_warps=warps,
         )
     return dx

@@ -76,25 +76,29 @@ def _(row_offsets, column_indices, row_indices, row_swizzle, x, y, backend):
 
 def _softmax_impl(
     row_offsets: torch.Tensor,
+    column_indices: torch.Tensor,
     row_indices: torch.Tensor,
     row_swizzle: torch.Tensor,
     x: torch.Tensor,
     scale: float,
+    max_row: int,
+    causal: bool,
     backend: str,
 ) -> torch.Tensor:
-    """x (B, nnz) → row-wise softmax of scale·x (B, nnz)."""
+    """x (B, nnz) → row-wise softmax of scale·x (B, nnz); max_row = the longest row's length;
+    causal: entries with column > row are masked."""
     if backend == "triton":
         from ..kernels.softmax import softmax as launch
 
-        return launch(row_offsets, row_swizzle, x, scale)
-    return reference.softmax_coo(row_indices, x, row_offsets.numel() - 1, scale)
+        return launch(row_offsets, column_indices, row_swizzle, x, scale, max_row, causal)
+    return reference.softmax_coo(row_indices, x, row_offsets.numel() - 1, scale, column_indices, causal)
 
 
 softmax_op = torch.library.custom_op("sgk::sparse_softmax", _softmax_impl, mutates_args=())
 
 
 @softmax_op.register_fake
-def _(row_offsets, row_indices, row_swizzle, x, scale, backend):
+def _(row_offsets, column_indices, row_indices, row_swizzle, x, scale, max_row, causal, backend):
     return torch.empty_like(x)
 
 
@@ -105,13 +109,14 @@ def _softmax_backward_impl(
     y: torch.Tensor,
     g: torch.Tensor,
     scale: float,
+    max_row: int,
     backend: str,
 ) -> torch.Tensor:
     """y = softmax output, g = its gradient, both (B, nnz) → gradient of the softmax input."""
     if backend == "triton":
         from ..kernels.softmax import softmax_backward as launch
 
-        return launch(row_offsets, row_swizzle, y, g, scale)
+        return launch(row_offsets, row_swizzle, y, g, scale, max_row)
     return reference.softmax_backward_coo(row_indices, y, g, row_offsets.numel() - 1, scale)
 
 
@@ -121,7 +126,7 @@ softmax_backward_op = torch.library.custom_op(
 
 
 @softmax_backward_op.register_fake
-def _(row_offsets, row_indices, row_swizzle, y, g, scale, backend):
+def _(row_offsets, row_indices, row_swizzle, y, g, scale, max_row, backend):
     return torch.empty_like(g)
 
 

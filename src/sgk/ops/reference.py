@@ -66,11 +66,21 @@ def sddmm_coo(
     return out.to(x.dtype)
 
 
-def softmax_coo(row_indices: torch.Tensor, values: torch.Tensor, m: int, scale: float = 1.0) -> torch.Tensor:
-    """Row-wise softmax of ``scale · values`` over each row's nonzeros; empty rows stay empty."""
+def softmax_coo(
+    row_indices: torch.Tensor,
+    values: torch.Tensor,
+    m: int,
+    scale: float = 1.0,
+    column_indices: torch.Tensor | None = None,
+    causal: bool = False,
+) -> torch.Tensor:
+    """Row-wise softmax of ``scale · values`` over each row's nonzeros; empty rows stay empty.
+    ``causal`` (needs ``column_indices``): entries with column > row count as absent (output 0)."""
     acc = _acc_dtype(values.dtype)
     rows = row_indices.long()
     v = values.to(acc) * scale
+    if causal:
+        v = torch.where(column_indices.long() <= rows, v, torch.full_like(v, float("-inf")))
     batch = v.shape[:-1]
     if rows.numel() == 0:
         return values.clone()
@@ -110,9 +120,9 @@ def sddmm(x: torch.Tensor, y: torch.Tensor, pattern: CSRMatrix) -> torch.Tensor:
     return sddmm_coo(pattern.row_indices, pattern.column_indices, x, y)
 
 
-def sparse_softmax(a: CSRMatrix, scale: float = 1.0) -> torch.Tensor:
+def sparse_softmax(a: CSRMatrix, scale: float = 1.0, causal: bool = False) -> torch.Tensor:
     """Reference row-wise softmax values, shape (*batch, nnz)."""
-    return softmax_coo(a.row_indices, a.values, a.shape[0], scale)
+    return softmax_coo(a.row_indices, a.values, a.shape[0], scale, a.column_indices, causal)
 
 
 def sparse_softmax_backward(out: CSRMatrix, grad: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
