@@ -44,14 +44,15 @@ def triton_version() -> str | None:
 def git_sha(cwd: str | None = None) -> str | None:
     """``git rev-parse HEAD`` of the repository containing ``cwd`` (default: the current
     directory), with ``-dirty`` appended when tracked files are modified; None outside a repo or
-    before the first commit."""
+    before the first commit. Where the tree is a copy without ``.git`` (a benchmark machine), the
+    sha given in ``$SGK_GIT_SHA`` is used."""
     cwd = cwd or os.getcwd()
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return None
+        return os.environ.get("SGK_GIT_SHA") or None
     if not sha:
         return None
     try:
