@@ -93,10 +93,16 @@ def check_same_dtype(op: str, **tensors: torch.Tensor | None) -> torch.dtype:
     return dt
 
 
-def check_csr(op: str, name: str, a: object) -> "CSRMatrix":  # noqa: F821
-    from .csr import CSRMatrix
+_CSR_TYPE: type | None = None  # sgk.csr.CSRMatrix, looked up once (csr imports this module)
 
-    if not isinstance(a, CSRMatrix):
+
+def check_csr(op: str, name: str, a: object) -> "CSRMatrix":  # noqa: F821
+    global _CSR_TYPE
+    if _CSR_TYPE is None:
+        from .csr import CSRMatrix
+
+        _CSR_TYPE = CSRMatrix
+    if not isinstance(a, _CSR_TYPE):
         hint = " (build one with sgk.CSRMatrix.from_dense / from_torch)" if isinstance(a, torch.Tensor) else ""
         raise TypeError(f"{op}(): {name} must be an sgk.CSRMatrix, got {type(a).__name__}{hint}")
     return a

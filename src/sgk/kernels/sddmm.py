@@ -100,6 +100,7 @@ def default_config(d: int, mean_row: float, dtype: torch.dtype = torch.float32) 
 
 
 _TUNER = BucketTuner("sddmm")
+_CHOSEN: dict = {}  # exact problem -> config: one dict lookup per call after the first
 
 
 def tuning_key(m: int, d: int, nnz: int, batch: int, dtype: torch.dtype) -> tuple:
@@ -126,9 +127,13 @@ def sddmm(
     if d == 0:
         return out.zero_()
     if config is None:
-        run = lambda cfg: _launch(cfg, row_offsets, column_indices, row_swizzle, x, y, out)  # noqa: E731
-        key = tuning_key(m, d, nnz, batch, x.dtype)
-        config = _TUNER.choose(key, candidates(d, nnz / max(m, 1), x.dtype), run, x.device)
+        exact = (m, d, nnz, batch, x.dtype, x.device)
+        config = _CHOSEN.get(exact)
+        if config is None:
+            run = lambda cfg: _launch(cfg, row_offsets, column_indices, row_swizzle, x, y, out)  # noqa: E731
+            key = tuning_key(m, d, nnz, batch, x.dtype)
+            config = _TUNER.choose(key, candidates(d, nnz / max(m, 1), x.dtype), run, x.device)
+            _CHOSEN[exact] = config
     _launch(config, row_offsets, column_indices, row_swizzle, x, y, out)
     return out
 
@@ -143,9 +148,9 @@ def _launch(cfg: SddmmConfig, row_offsets, column_indices, row_swizzle, x, y, ou
             row_offsets,
             column_indices,
             row_swizzle,
-            x[b0:] if stride_xb else x,
-            y[b0:] if stride_yb else y,
-            out[b0:],
+            x[b0:] if stride_xb and b0 else x,
+            y[b0:] if stride_yb and b0 else y,
+            out[b0:] if b0 else out,
             d,
             stride_xb,
             x.stride(1),

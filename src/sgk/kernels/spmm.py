@@ -135,6 +135,7 @@ def default_config(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32)
 
 
 _TUNER = BucketTuner("spmm")
+_CHOSEN: dict = {}  # exact problem -> config: one dict lookup per call after the first
 
 
 def tuning_key(m: int, n: int, nnz: int, batch: int, dtype: torch.dtype) -> tuple:
@@ -172,9 +173,13 @@ def spmm(
     if c.numel() == 0:
         return c
     if config is None:
-        run = lambda cfg: _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)  # noqa: E731
-        key = tuning_key(m, n, nnz, batch, b.dtype)
-        config = _TUNER.choose(key, candidates(m, n, nnz, b.dtype), run, b.device)
+        exact = (m, n, nnz, batch, b.dtype, b.device)
+        config = _CHOSEN.get(exact)
+        if config is None:
+            run = lambda cfg: _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)  # noqa: E731
+            key = tuning_key(m, n, nnz, batch, b.dtype)
+            config = _TUNER.choose(key, candidates(m, n, nnz, b.dtype), run, b.device)
+            _CHOSEN[exact] = config
     _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)
     return c
 
@@ -194,10 +199,10 @@ def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b
             row_offsets,
             column_indices,
             row_swizzle,
-            values[b0:] if stride_vb else values,
-            b[b0:] if stride_bb else b,
-            (bias[b0:] if stride_biasb else bias) if bias is not None else c,
-            c[b0:],
+            values[b0:] if stride_vb and b0 else values,
+            b[b0:] if stride_bb and b0 else b,
+            ((bias[b0:] if stride_biasb and b0 else bias) if bias is not None else c),
+            c[b0:] if b0 else c,
             m,
             n,
             stride_vb,

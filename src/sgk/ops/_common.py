@@ -23,6 +23,8 @@ def select_backend(op: str, method: str, t: torch.Tensor) -> str:
     reference otherwise (CPU tensors, float64). ``triton`` forces the kernels (CUDA tensors, or CPU
     tensors under TRITON_INTERPRET=1); ``reference`` forces the plain-torch path.
     """
+    if method == "auto":  # the hot path: no environment lookup for CUDA tensors
+        return "triton" if t.is_cuda and t.dtype in KERNEL_DTYPES else "reference"
     check(method in METHODS, lambda: f"{op}(): method must be one of {METHODS}, got {method!r}")
     if method == "reference":
         return "reference"
@@ -37,8 +39,7 @@ def select_backend(op: str, method: str, t: torch.Tensor) -> str:
             lambda: f"{op}(): the Triton kernels take float32, float16 or bfloat16, got {t.dtype} (use method='reference')",
             TypeError,
         )
-        return "triton"
-    return "triton" if t.is_cuda and t.dtype in KERNEL_DTYPES else "reference"
+    return "triton"
 
 
 def flatten_batch(t: torch.Tensor, batch: tuple[int, ...], tail: int) -> torch.Tensor:
@@ -48,6 +49,9 @@ def flatten_batch(t: torch.Tensor, batch: tuple[int, ...], tail: int) -> torch.T
     stride 0); one that does is expanded to the full batch and flattened (a view when it can be).
     The innermost dimension is made unit-stride when it is not.
     """
+    if t.dim() == tail:  # the common case: no batch dimensions
+        out = t.unsqueeze(0)
+        return out.contiguous() if tail == 1 and out.stride(-1) != 1 else out
     tail_shape = tuple(t.shape[t.dim() - tail :])
     if math.prod(t.shape[: t.dim() - tail]) == 1:
         out = t.reshape(1, *tail_shape)
