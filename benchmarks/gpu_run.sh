@@ -10,11 +10,12 @@ for step in "$@"; do
   echo "=== $step ($(date +%T))"
   case $step in
     tests) python3 -m pytest -m gpu -q -p no:cacheprovider 2>&1 | tee "$OUT/pytest_gpu.log" | tail -25 ;;
-    spmm32) python3 -m sgk bench spmm --suite dlmc --dlmc-dir .dlmc --anchors $ANCH --dtype fp32 -q \
+    overhead) python3 benchmarks/overhead.py 2>&1 | head -8 ;;
+    spmm32) python3 -m sgk bench spmm --warmup 10 --rep 50 --suite dlmc --dlmc-dir .dlmc --anchors $ANCH --dtype fp32 -q \
               --impl sgk,cublas,cublas_tf32,cublas_bf16,cusparse --out "$OUT/spmm_dlmc_fp32.json" --plot "$OUT/spmm_dlmc_fp32.png" 2>&1 | tail -22 ;;
-    spmm16) for dt in bf16 fp16; do python3 -m sgk bench spmm --suite dlmc --dlmc-dir .dlmc --anchors $ANCH --dtype $dt -q \
+    spmm16) for dt in bf16 fp16; do python3 -m sgk bench spmm --warmup 10 --rep 50 --suite dlmc --dlmc-dir .dlmc --anchors $ANCH --dtype $dt -q \
               --impl sgk,cublas_bf16,cusparse --out "$OUT/spmm_dlmc_$dt.json" --plot "$OUT/spmm_dlmc_$dt.png" 2>&1 | tail -14; done ;;
-    sddmm) python3 -m sgk bench sddmm --suite dlmc --dlmc-dir .dlmc --anchors $ANCH --dtype fp32 --filter transformer -q \
+    sddmm) python3 -m sgk bench sddmm --warmup 10 --rep 50 --suite dlmc --dlmc-dir .dlmc --anchors $ANCH --dtype fp32 --filter transformer -q \
               --impl sgk,cublas,cusparse,cusparse_colmajor --out "$OUT/sddmm_dlmc_fp32.json" 2>&1 | tail -14 ;;
     attention) python3 -m sgk bench attention -q --out "$OUT/attention.json" --plot "$OUT/attention.png" 2>&1 | tail -30 ;;
     *) echo "unknown step $step" ;;

@@ -14,6 +14,7 @@ import triton
 import triton.language as tl
 
 from ._common import MAX_GRID_YZ
+from ._launch import launch
 from ._tuning import BucketTuner, pow2_bucket
 
 
@@ -142,9 +143,10 @@ def _launch(cfg: SddmmConfig, row_offsets, column_indices, row_swizzle, x, y, ou
     m, d, batch = row_offsets.numel() - 1, x.shape[-1], out.shape[0]
     stride_xb = x.stride(0) if x.shape[0] > 1 else 0
     stride_yb = y.stride(0) if y.shape[0] > 1 else 0
+    constexprs = {"BLOCK_NZ": cfg.block_nz, "BLOCK_D": cfg.block_d}
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
-        _sddmm_kernel[(m, nb)](
+        args = (
             row_offsets,
             column_indices,
             row_swizzle,
@@ -159,8 +161,5 @@ def _launch(cfg: SddmmConfig, row_offsets, column_indices, row_swizzle, x, y, ou
             y.stride(1),
             y.stride(2),
             out.stride(0),
-            BLOCK_NZ=cfg.block_nz,
-            BLOCK_D=cfg.block_d,
-            num_warps=cfg.num_warps,
-            num_stages=cfg.num_stages,
         )
+        launch(_sddmm_kernel, (m, nb, 1), args, constexprs, cfg.num_warps, cfg.num_stages)

@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 
 from ._common import MAX_GRID_YZ, next_power_of_2
+from ._launch import launch
 
 
 @triton.jit
@@ -170,10 +171,9 @@ def softmax(
     block, single, warps = _block(max_row)
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
-        _softmax_kernel[(m, nb)](
-            row_offsets, column_indices, row_swizzle, x[b0:], y[b0:], x.stride(0), y.stride(0), float(scale),
-            BLOCK=block, SINGLE=single, CAUSAL=causal, num_warps=warps,
-        )
+        args = (row_offsets, column_indices, row_swizzle, x[b0:] if b0 else x, y[b0:] if b0 else y,
+                x.stride(0), y.stride(0), float(scale))
+        launch(_softmax_kernel, (m, nb, 1), args, {"BLOCK": block, "SINGLE": single, "CAUSAL": causal}, warps, 1)
     return y
 
 
@@ -196,8 +196,7 @@ def softmax_backward(
     block, single, warps = _block(max_row)
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
-        _softmax_backward_kernel[(m, nb)](
-            row_offsets, row_swizzle, y[b0:], g[b0:], dx[b0:], y.stride(0), g.stride(0), dx.stride(0), float(scale),
-            BLOCK=block, SINGLE=single, num_warps=warps,
-        )
+        args = (row_offsets, row_swizzle, y[b0:] if b0 else y, g[b0:] if b0 else g, dx[b0:] if b0 else dx,
+                y.stride(0), g.stride(0), dx.stride(0), float(scale))
+        launch(_softmax_backward_kernel, (m, nb, 1), args, {"BLOCK": block, "SINGLE": single}, warps, 1)
     return dx

@@ -21,6 +21,7 @@ import triton
 import triton.language as tl
 
 from ._common import MAX_GRID_YZ
+from ._launch import launch
 from ._tuning import BucketTuner, pow2_bucket
 
 
@@ -193,9 +194,10 @@ def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b
     grid_n = triton.cdiv(n, cfg.block_n)
     if grid_n > MAX_GRID_YZ:
         raise ValueError(f"spmm(): n = {n} needs {grid_n} column tiles, more than the {MAX_GRID_YZ} a launch allows")
+    constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "HAS_BIAS": bias is not None, "RELU": relu}
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
-        _spmm_kernel[(grid_r, grid_n, nb)](
+        args = (
             row_offsets,
             column_indices,
             row_swizzle,
@@ -213,11 +215,5 @@ def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b
             c.stride(0),
             c.stride(1),
             c.stride(2),
-            ROWS=cfg.rows,
-            BLOCK_K=cfg.block_k,
-            BLOCK_N=cfg.block_n,
-            HAS_BIAS=bias is not None,
-            RELU=relu,
-            num_warps=cfg.num_warps,
-            num_stages=cfg.num_stages,
         )
+        launch(_spmm_kernel, (grid_r, grid_n, nb), args, constexprs, cfg.num_warps, cfg.num_stages)

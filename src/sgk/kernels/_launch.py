@@ -1,0 +1,46 @@
+"""Kernel launches with less host time per call.
+
+``kernel[grid](...)`` through ``JITFunction.run`` re-derives the argument specialization on every
+call; on the H100 machine that is ~38 µs per launch, as long as a small SpMM takes on the GPU
+(benchmarks/overhead.py). :func:`launch` keeps, per JIT function, the compiled kernel for each
+specialization key and launches it through the compiled kernel's own runner
+(``CompiledKernel[grid](*args)``). The key holds everything Triton specializes on for our
+argument kinds — each tensor's dtype, device and 16-byte alignment, each int's value class (1, divisible by
+16, beyond int32), the constexprs, warps and stages — so equal keys mean the same compiled code.
+The first launch of a key, and every launch under the interpreter, goes through Triton's normal
+path.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+_COMPILED: dict[tuple, Any] = {}
+
+
+def _spec(a: Any) -> Any:
+    if isinstance(a, torch.Tensor):
+        return (a.dtype, a.get_device(), a.data_ptr() % 16 == 0)
+    if isinstance(a, bool):
+        return ("b", a)
+    if isinstance(a, int):
+        return ("i", a == 1, a % 16 == 0, -(2**31) <= a < 2**31)
+    if isinstance(a, float):
+        return "f"
+    return (type(a), a)
+
+
+def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, Any], num_warps: int, num_stages: int) -> None:
+    """Launch ``fn[grid](*args, **constexprs, num_warps=..., num_stages=...)``; ``args`` are the
+    runtime arguments in declaration order and the constexprs are declared after them."""
+    key = (fn, tuple(_spec(a) for a in args), tuple(constexprs.items()), num_warps, num_stages)
+    compiled = _COMPILED.get(key)
+    if compiled is not None:
+        compiled[grid](*args, *constexprs.values())
+        return
+    kernel = fn[grid](*args, **constexprs, num_warps=num_warps, num_stages=num_stages)
+    if kernel is not None and hasattr(kernel, "packed_metadata") and list(constexprs) == list(
+        fn.arg_names[len(args) :]
+    ):
+        _COMPILED[key] = kernel
