@@ -15,6 +15,19 @@ import torch
 from . import reference
 
 _BACKENDS = ("triton", "reference")
+_KERNELS = None
+
+
+def _kernels():
+    """The kernel modules, imported on first use: CPU-only use of sgk never imports a kernel."""
+    global _KERNELS
+    if _KERNELS is None:
+        import types
+
+        from ..kernels import sddmm, softmax, spmm
+
+        _KERNELS = types.SimpleNamespace(spmm=spmm, sddmm=sddmm, softmax=softmax)
+    return _KERNELS
 
 
 def _spmm_impl(
@@ -30,9 +43,7 @@ def _spmm_impl(
 ) -> torch.Tensor:
     """values (V, nnz), b (Bb, k, n), bias (Vb, m) or None → C (B, m, n)."""
     if backend == "triton":
-        from ..kernels.spmm import spmm as launch  # lazy: CPU-only use never imports a kernel
-
-        return launch(row_offsets, column_indices, row_swizzle, values, b, bias, relu)
+        return _kernels().spmm.spmm(row_offsets, column_indices, row_swizzle, values, b, bias, relu)
     m = row_offsets.numel() - 1
     batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
     out = reference.spmm_coo(row_indices, column_indices, values, b, m, bias, relu)
@@ -59,9 +70,7 @@ def _sddmm_impl(
 ) -> torch.Tensor:
     """x (Bx, m, d), y (By, k, d) → values (B, nnz) of X·Yᵀ at the pattern."""
     if backend == "triton":
-        from ..kernels.sddmm import sddmm as launch
-
-        return launch(row_offsets, column_indices, row_swizzle, x, y)
+        return _kernels().sddmm.sddmm(row_offsets, column_indices, row_swizzle, x, y)
     out = reference.sddmm_coo(row_indices, column_indices, x, y)
     return out.expand(max(x.shape[0], y.shape[0]), out.shape[-1]).contiguous()
 
@@ -88,9 +97,7 @@ def _softmax_impl(
     """x (B, nnz) → row-wise softmax of scale·x (B, nnz); max_row = the longest row's length;
     causal: entries with column > row are masked."""
     if backend == "triton":
-        from ..kernels.softmax import softmax as launch
-
-        return launch(row_offsets, column_indices, row_swizzle, x, scale, max_row, causal)
+        return _kernels().softmax.softmax(row_offsets, column_indices, row_swizzle, x, scale, max_row, causal)
     return reference.softmax_coo(row_indices, x, row_offsets.numel() - 1, scale, column_indices, causal)
 
 
@@ -114,9 +121,7 @@ def _softmax_backward_impl(
 ) -> torch.Tensor:
     """y = softmax output, g = its gradient, both (B, nnz) → gradient of the softmax input."""
     if backend == "triton":
-        from ..kernels.softmax import softmax_backward as launch
-
-        return launch(row_offsets, row_swizzle, y, g, scale, max_row)
+        return _kernels().softmax.softmax_backward(row_offsets, row_swizzle, y, g, scale, max_row)
     return reference.softmax_backward_coo(row_indices, y, g, row_offsets.numel() - 1, scale)
 
 
