@@ -1,0 +1,313 @@
+"""sgk.bench: suites, DLMC discovery, anchors, checking/timing harness, report (CPU only, fast)."""
+import csv
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from sgk.bench import (
+    Case,
+    CaseResult,
+    Impl,
+    ImplResult,
+    Prepared,
+    SddmmBenchmark,
+    SpmmBenchmark,
+    dlmc_cases,
+    geomean,
+    load_anchors,
+    speedup_over_sputnik,
+    summarize,
+    synthetic_cases,
+    to_json,
+    write_json,
+)
+from sgk.bench.anchors import anchor_key
+from sgk.bench.env import collect_environment
+from sgk.bench.harness import relative_error, tf32_matmul
+from sgk.bench.report import format_summary, format_table
+from sgk.bench.suites import DLMC_MATRICES, find_dlmc_dir, parse_dlmc_path, read_batchsizes
+
+_REPO = Path(__file__).resolve().parents[1]
+SHARED_DLMC = next((p for p in (_REPO.parent / "shared" / "dlmc", _REPO / ".dlmc") if (p / "dlmc.csv").is_file()), None)
+needs_dlmc = pytest.mark.skipif(SHARED_DLMC is None, reason="the DLMC subset (../shared/dlmc or ./.dlmc) is not present")
+
+
+def _write_smtx(path: Path, m: int, k: int, rows: list[list[int]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    offsets = [0]
+    for r in rows:
+        offsets.append(offsets[-1] + len(r))
+    cols = [c for r in rows for c in r]
+    path.write_text(f"{m}, {k}, {len(cols)}\n" + " ".join(map(str, offsets)) + "\n" + " ".join(map(str, cols)) + "\n")
+
+
+# -- DLMC discovery ---------------------------------------------------------------------------
+@needs_dlmc
+def test_dlmc_subset_discovery():
+    cases = dlmc_cases("spmm", SHARED_DLMC)
+    assert len({c.path for c in cases}) == 158
+    assert len(cases) == 208
+    groups = Counter(c.group for c in cases)
+    assert groups == {"rn50": 108, "transformer N=256": 50, "transformer N=2048": 50}
+    batch = read_batchsizes(SHARED_DLMC / "rn50_batchsizes.txt")
+    for c in cases:
+        assert c.source == "dlmc" and c.method == "magnitude_pruning"
+        if c.model == "rn50":
+            assert c.n == batch[c.layer]
+        else:
+            assert c.model == "transformer" and c.n in (256, 2048)
+    by_key = {(c.key, c.n): c for c in cases}
+    final = by_key[("rn50/magnitude_pruning/0.9/final_dense.smtx", 1)]
+    assert (final.m, final.k) == (1000, 2048)
+    assert Counter(c.n for c in cases if c.model == "rn50") == {196: 36, 3136: 28, 784: 28, 49: 12, 1: 4}
+
+
+def test_full_tree_layout(tmp_path, monkeypatch):
+    root = tmp_path / "dlmc"
+    _write_smtx(root / "rn50" / "random_pruning" / "0.5" / "conv_a.smtx", 4, 6, [[0, 2], [1], [], [3, 4, 5]])
+    _write_smtx(root / "rn50" / "variational_dropout" / "0.7" / "conv_a.smtx", 4, 6, [[0], [1], [2], [5]])
+    _write_smtx(root / "rn50" / "random_pruning" / "0.5" / "not_listed.smtx", 2, 2, [[0], [1]])
+    _write_smtx(root / "transformer" / "extended_magnitude_pruning" / "0.95" / "ffn.smtx", 3, 5, [[4], [0, 1], [2]])
+    (root / "rn50_batchsizes.txt").write_text("conv_a,196\nother_layer, 49\n")
+    warnings = []
+    cases = dlmc_cases("spmm", root, warn=warnings.append)
+    got = sorted((c.key, c.n) for c in cases)
+    assert got == [
+        ("rn50/random_pruning/0.5/conv_a.smtx", 196),
+        ("rn50/variational_dropout/0.7/conv_a.smtx", 196),
+        ("transformer/extended_magnitude_pruning/0.95/ffn.smtx", 256),
+        ("transformer/extended_magnitude_pruning/0.95/ffn.smtx", 2048),
+    ]
+    assert len(warnings) == 1 and "not_listed" in warnings[0]
+    rp = next(c for c in cases if c.method == "random_pruning")
+    assert (rp.m, rp.k, rp.nnz, rp.level) == (4, 6, 6, "0.5")
+    assert rp.label == "rn50/random_pruning/0.5/conv_a"
+    # Default directory: $SGK_DLMC_DIR first.
+    monkeypatch.setenv("SGK_DLMC_DIR", str(root))
+    assert find_dlmc_dir() == root
+    # The benchmark loads the files and runs them (CPU reference path).
+    bench = SpmmBenchmark(suite="dlmc", dlmc_dir=str(root), device="cpu", impl_names=("sgk", "cublas", "cusparse"))
+    bench.run(progress=None)
+    assert [r.status for r in bench.results] == ["ok"] * 4
+    assert all(r.case.n == min(r.case.n_full, 64) for r in bench.results)
+
+
+def test_find_dlmc_dir_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv("SGK_DLMC_DIR", raising=False)
+    empty = tmp_path / "a" / "b"
+    empty.mkdir(parents=True)
+    monkeypatch.chdir(empty)
+    with pytest.raises(ValueError, match="--dlmc-dir"):
+        find_dlmc_dir()
+    with pytest.raises(ValueError, match="no such directory"):
+        find_dlmc_dir(tmp_path / "missing")
+    (empty / ".dlmc").mkdir()
+    assert find_dlmc_dir() == Path(".dlmc")
+
+
+def test_parse_dlmc_path():
+    assert parse_dlmc_path("/x/dlmc/rn50/magnitude_pruning/0.98/final_dense.smtx") == (
+        "rn50",
+        "magnitude_pruning",
+        "0.98",
+        "final_dense",
+    )
+    assert parse_dlmc_path("transformer/0.9/q.smtx") == ("transformer", "unknown", "0.9", "q")
+    assert parse_dlmc_path("mine/pruned/0.5/w.smtx") == ("mine", "pruned", "0.5", "w")
+
+
+# -- the synthetic suite ----------------------------------------------------------------------
+def test_synthetic_suite_table():
+    cases = synthetic_cases("spmm")
+    assert len(DLMC_MATRICES) == 158 and len(cases) == 208
+    assert Counter(c.group for c in cases) == {"rn50": 108, "transformer N=256": 50, "transformer N=2048": 50}
+    shapes = {(c.model, c.m, c.k) for c in cases}
+    assert ("transformer", 2048, 512) in shapes and ("transformer", 512, 2048) in shapes
+    assert ("rn50", 512, 4608) in shapes and ("rn50", 1000, 2048) in shapes
+    assert {c.level for c in cases if c.model == "transformer"} == {"0.7", "0.8", "0.9", "0.95", "0.98"}
+    assert all(0.05 < c.row_cv < 2 for c in cases)
+    assert all(abs(c.sparsity - float(c.level)) < 1e-3 for c in cases)
+
+
+@needs_dlmc
+def test_synthetic_table_matches_dlmc_csv():
+    with open(SHARED_DLMC / "dlmc.csv") as f:
+        rows = list(csv.DictReader(f))
+    expected = {}
+    for r in rows:
+        model, method, level, name = r["path"].split("/")[-4:]
+        cv = float(r["std_nnz_per_row"]) / float(r["mean_nnz_per_row"])
+        expected[(model, level, name[:-5])] = (int(r["nrows"]), int(r["ncols"]), int(float(r["nnz"])), cv)
+    table = {(mo, lv, la): (m, k, nnz, cv) for mo, lv, la, m, k, _, nnz, cv in DLMC_MATRICES}
+    assert table.keys() == expected.keys()
+    for key, (m, k, nnz, cv) in expected.items():
+        tm, tk, tnnz, tcv = table[key]
+        assert (tm, tk, tnnz) == (m, k, nnz) and abs(tcv - cv) < 1e-3
+
+
+def test_synthetic_topology_matches_case():
+    bench = SpmmBenchmark(device="cpu")
+    case = next(c for c in synthetic_cases() if c.model == "transformer" and c.level == "0.9")
+    a = bench.load_matrix(case)
+    assert a.shape == (case.m, case.k) and a.nnz == case.nnz
+    assert abs(a.topology.stats()["cv"] - case.row_cv) < 0.15 * case.row_cv
+    assert bench.load_matrix(case) is a  # cached for the next n
+    assert bool((a.values != 0).all())
+
+
+# -- anchors ----------------------------------------------------------------------------------
+def test_speedup_over_sputnik_formula():
+    # Ours: sgk 2x faster than cuSPARSE; anchors: Sputnik 2x faster than cuSPARSE -> parity.
+    assert speedup_over_sputnik(0.2, 0.1, 3.0, 1.5) == pytest.approx(1.0)
+    # Ours 4x over cuSPARSE, Sputnik 2x -> 2x over Sputnik.
+    assert speedup_over_sputnik(0.4, 0.1, 3.0, 1.5) == pytest.approx(2.0)
+
+
+def _anchor_file(tmp_path: Path) -> Path:
+    rows = [
+        {"path": "dlmc/transformer/magnitude_pruning/0.90/w.smtx", "model": "transformer", "m": 8, "k": 8, "n": 256,
+         "nnz": 6, "cusparse32": 0.30, "sputnik32": 0.15, "sputnik16": 0.10,
+         "sddmm_cusparse32": 0.8, "sddmm_sputnik32": 0.2},
+        {"path": "dlmc/transformer/magnitude_pruning/0.9/w.smtx", "model": "transformer", "m": 8, "k": 8, "n": 2048,
+         "nnz": 6, "cusparse32": 1.0, "sputnik32": 0.5},
+    ]
+    p = tmp_path / "anchors.json"
+    p.write_text(json.dumps(rows))
+    return p
+
+
+def test_anchor_matching_and_estimate(tmp_path):
+    anchors = load_anchors(_anchor_file(tmp_path))
+    assert len(anchors) == 2
+    assert anchor_key("/a/b/transformer/magnitude_pruning/0.90/w.smtx", 256) == anchor_key(
+        "transformer/magnitude_pruning/0.9/w.smtx", 256
+    )
+    case = Case("transformer", "magnitude_pruning", "0.9", "w", 8, 8, 256, 6)
+    assert anchors.lookup(case.key, 256)["sputnik32"] == 0.15
+    assert anchors.lookup(case.key, 512) is None
+
+    def result(case, sgk_ms, cusparse_ms):
+        r = CaseResult(case)
+        r.impls["sgk"] = ImplResult("sgk", "ok", "fp32", sgk_ms)
+        r.impls["cusparse"] = ImplResult("cusparse", "ok", "fp32", cusparse_ms)
+        return r
+
+    for dtype, sputnik in (("fp32", 0.15), ("fp16", 0.10), ("bf16", 0.10)):
+        bench = SpmmBenchmark(dtype=dtype, device="cpu", anchors=anchors)
+        r = result(case, 0.05, 0.20)
+        bench.annotate_anchor(r)
+        assert r.sputnik_est == pytest.approx((0.20 / 0.05) / (0.30 / sputnik))
+        assert r.anchor["cusparse32"] == 0.30
+    # The second row has no sputnik16: no fp16 estimate.
+    case2048 = Case("transformer", "magnitude_pruning", "0.9", "w", 8, 8, 2048, 6)
+    r = result(case2048, 0.25, 1.0)
+    SpmmBenchmark(dtype="fp16", device="cpu", anchors=anchors).annotate_anchor(r)
+    assert r.sputnik_est is None and r.anchor is not None
+    # SDDMM uses the sddmm_* columns (Sputnik SDDMM is fp32 only).
+    r = result(case, 0.1, 0.4)
+    SddmmBenchmark(dtype="bf16", device="cpu", anchors=anchors).annotate_anchor(r)
+    assert r.sputnik_est == pytest.approx((0.4 / 0.1) / (0.8 / 0.2))
+    # A case whose n was reduced for the CPU never matches.
+    r = result(case.reduced(64), 0.1, 0.4)
+    SpmmBenchmark(device="cpu", anchors=anchors).annotate_anchor(r)
+    assert r.anchor is None and r.sputnik_est is None
+
+
+# -- harness ----------------------------------------------------------------------------------
+def test_geomean():
+    assert geomean([1.0, 4.0]) == pytest.approx(2.0)
+    assert geomean([2.0, None, 8.0, 0.0, math.inf]) == pytest.approx(4.0)
+    assert geomean([]) is None and geomean([None]) is None
+
+
+def test_relative_error_and_tf32_flag():
+    ref = torch.ones(4, dtype=torch.float64)
+    assert relative_error(torch.ones(4), ref) == 0.0
+    assert relative_error(torch.tensor([1.0, 1.0, 1.0, float("nan")]), ref) == math.inf
+    assert relative_error(torch.ones(3), ref) == math.inf
+    before = torch.backends.cuda.matmul.fp32_precision
+    with tf32_matmul(True):
+        assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+    assert torch.backends.cuda.matmul.fp32_precision == before
+
+
+def _bad_prepare(inp, dtype):
+    b = inp.dense_b("fp32")
+    return Prepared(lambda: torch.zeros(inp.a.shape[0], b.shape[1]), "fp32", inp.error("fp32"))
+
+
+def _raising_prepare(inp, dtype):
+    def fn():
+        raise RuntimeError("boom")
+
+    return Prepared(fn, "fp32", inp.error("fp32"))
+
+
+class _BrokenSpmm(SpmmBenchmark):
+    impls = {
+        **SpmmBenchmark.impls,
+        "wrong": Impl("wrong", "returns zeros", _bad_prepare),
+        "raises": Impl("raises", "raises", _raising_prepare),
+    }
+
+
+def test_failed_check_is_marked_not_timed_and_run_continues():
+    bench = _BrokenSpmm(device="cpu", limit=2, impl_names=("sgk", "wrong", "raises", "cusparse"))
+    results = bench.run(progress=None)
+    assert len(results) == 2
+    for r in results:
+        assert r.impls["sgk"].status == "ok" and r.impls["sgk"].ms > 0
+        assert r.impls["sgk"].rel_err < 1e-6
+        assert r.impls["wrong"].status == "failed" and r.impls["wrong"].ms is None
+        assert r.impls["wrong"].rel_err == pytest.approx(1.0)
+        assert r.impls["raises"].status == "error" and "boom" in r.impls["raises"].message
+        assert r.impls["cusparse"].status == "ok"
+        assert r.status == "partial" and r.speedup("wrong") is None and r.speedup("cusparse") > 0
+    table = format_table(bench)
+    assert "FAIL" in table and "ERR" in table
+    assert "vs cusparse" in format_summary(bench)
+
+
+def test_cpu_reduced_configs():
+    bench = SddmmBenchmark(device="cpu", filter="transformer", dtype="bf16")
+    cases = bench.get_configs()
+    assert len(cases) == bench.cpu_cases
+    assert all(c.model == "transformer" and c.n <= 64 and c.n_full in (256, 2048) for c in cases)
+    assert all(c.group.startswith("transformer N=") for c in cases)
+    assert SpmmBenchmark(device="cpu", limit=7).get_configs()[6].n == 64
+    with pytest.raises(ValueError, match="matches none"):
+        SpmmBenchmark(device="cpu", filter="no-such-layer").get_configs()
+    with pytest.raises(ValueError, match="unknown impl"):
+        SpmmBenchmark(impl_names=("sgk", "magma"))
+
+
+def test_sddmm_bf16_runs_and_checks():
+    bench = SddmmBenchmark(device="cpu", dtype="bf16", limit=1, impl_names=("sgk", "cublas", "cublas_bf16", "cusparse"))
+    (r,) = bench.run(progress=None)
+    assert r.status == "ok", r.impls
+    assert r.impls["sgk"].precision == "bf16" and r.impls["cusparse"].precision == "fp32"
+    assert r.impls["sgk"].tol == 2e-2 and r.impls["cusparse"].tol == 1e-4
+
+
+def test_json_provenance(tmp_path):
+    bench = SpmmBenchmark(device="cpu", limit=1)
+    bench.run(progress=None)
+    env = collect_environment(["sgk", "bench", "spmm", "--limit", "1"])
+    doc = to_json(bench, env, summarize(bench))
+    path = tmp_path / "out" / "r.json"
+    write_json(path, doc)
+    loaded = json.loads(path.read_text())
+    prov = loaded["provenance"]
+    for key in ("gpu", "torch", "triton", "cuda", "python", "git_sha", "date", "argv", "dtype", "suite", "sgk"):
+        assert key in prov
+    assert prov["argv"][:3] == ["sgk", "bench", "spmm"] and prov["dtype"] == "fp32" and prov["suite"] == "synthetic"
+    assert prov["torch"] == torch.__version__
+    (case,) = loaded["cases"]
+    assert case["status"] == "ok" and case["impls"]["sgk"]["ms"] > 0 and case["key"].endswith(".smtx")
+    assert set(case["speedup"]) == {"cublas", "cusparse"}
+    assert loaded["summary"]["all"]["cases"] == 1
+    assert loaded["summary"]["rn50"]["speedup"]["cublas"]["count"] == 1
