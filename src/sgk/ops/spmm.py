@@ -30,6 +30,19 @@ def _spmm_raw(
     backend: str,
 ) -> torch.Tensor:
     """C (*batch, m, n) from unflattened operands; no autograd."""
+    if not batch and bias is None:  # the common case, with the fewest host operations
+        out = _library.spmm(
+            topo.row_offsets,
+            topo.column_indices,
+            topo.row_indices,
+            topo.row_swizzle,
+            values.unsqueeze(0) if values.stride(-1) == 1 else values.contiguous().unsqueeze(0),
+            b.unsqueeze(0),
+            None,
+            relu,
+            backend,
+        )
+        return out[0]
     out = _library.spmm(
         topo.row_offsets,
         topo.column_indices,
@@ -123,7 +136,10 @@ def spmm(
         check_same_dtype(op, b=b, bias=bias)
         check(bias.shape[-1] == m, lambda: f"{op}(): bias must have shape (*batch, m) with m = {m}, got {tuple(bias.shape)}")
         bias_batch = tuple(bias.shape[:-1])
-    batch = broadcast_batch(op, ("a", "b", "bias"), (a.batch_shape, tuple(b.shape[:-2]), bias_batch))
+    if a.values.dim() == 1 and b.dim() == 2 and not bias_batch:
+        batch: tuple[int, ...] = ()
+    else:
+        batch = broadcast_batch(op, ("a", "b", "bias"), (a.batch_shape, tuple(b.shape[:-2]), bias_batch))
     backend = select_backend(op, method, b)
     relu = activation == "relu"
     if torch.is_grad_enabled() and (a.values.requires_grad or b.requires_grad or (bias is not None and bias.requires_grad)):
