@@ -19,6 +19,7 @@ examples:
   sgk bench spmm --suite dlmc --dtype bf16 --impl sgk,cublas_bf16,cusparse --out results.json --plot spmm.png
   sgk bench sddmm --suite dlmc --filter "n=2048" --out sddmm.json
   sgk bench spmm --filter transformer --limit 10
+  sgk bench attention --out attention.json --plot attention.png   # L 4k-16k, 90/95/98%, fwd and fwd+bwd
 """
 
 _BENCH_EPILOG = """\
@@ -146,10 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
             kind,
             help=cls.help,
             description=f"sgk bench {kind}: {cls.help}.",
-            epilog=f"implementations:\n{impl_lines}\n\n{_BENCH_EPILOG}",
+            epilog=f"implementations:\n{impl_lines}\n\n{getattr(cls, 'cli_epilog', None) or _BENCH_EPILOG}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        _add_bench_arguments(p, cls)
+        # A kind with its own options (e.g. attention) adds them itself; the others share these.
+        add_arguments = getattr(cls, "add_cli_arguments", None)
+        if add_arguments is not None:
+            add_arguments(p)
+        else:
+            _add_bench_arguments(p, cls)
         p.set_defaults(_parser=p)
     return parser
 
@@ -334,9 +340,13 @@ def cmd_bench(args: argparse.Namespace, argv: list[str], out: TextIO | None = No
     """Run one benchmark kind; print the table and summary (to ``out``, progress to ``err``);
     write JSON / PNG when asked. Exit status: 0, 1 when an sgk case failed its check or raised,
     130 when interrupted (the finished cases are still reported)."""
+    from .bench import get_benchmark
     from .bench.env import collect_environment
 
     out, err = out or sys.stdout, err or sys.stderr
+    custom_run = getattr(get_benchmark(args.kind), "cli_run", None)
+    if custom_run is not None:  # a kind with its own cases and report (e.g. attention)
+        return custom_run(args, ["sgk", *argv], out, err)
     bench, cases = _make_benchmark(args, args._parser)
     env = collect_environment(["sgk", *argv])
     _print_header(bench, cases, env, out)

@@ -1,6 +1,6 @@
 """Benchmarks of sgk against cuBLAS, cuSPARSE and (through anchors) Sputnik.
 
-A benchmark kind (``spmm``, ``sddmm``) is a :class:`Benchmark` dataclass: its configuration,
+A benchmark kind (``spmm``, ``sddmm``, ``attention``) is a :class:`Benchmark` dataclass: its configuration,
 ``get_configs()`` (the cases of a suite) and ``run()`` (check, then time every implementation).
 Kinds are registered in :data:`BENCHMARKS`, suites in :data:`SUITES`; ``sgk bench <kind>`` on the
 command line (:mod:`sgk.cli`) drives them. Example::
@@ -26,10 +26,12 @@ from .harness import (
 from .report import format_summary, format_table, geomean, plot_speedups, summarize, to_json, write_json
 from .spmm import SpmmBenchmark  # isort: skip  (registration order = order in 'sgk bench --help')
 from .sddmm import SddmmBenchmark  # isort: skip
+from .attention import AttentionBenchmark  # isort: skip
 from .suites import SUITES, Case, dlmc_cases, get_cases, register_suite, synthetic_cases
 
 __all__ = [
     "Anchors",
+    "AttentionBenchmark",
     "BENCHMARKS",
     "Benchmark",
     "Case",
