@@ -17,7 +17,7 @@ for step in "$@"; do
               --impl sgk,cublas_bf16,cusparse --out "$OUT/spmm_dlmc_$dt.json" --plot "$OUT/spmm_dlmc_$dt.png" 2>&1 | tail -14; done ;;
     sddmm) python3 -m sgk bench sddmm --warmup 10 --rep 50 --suite dlmc --dlmc-dir .dlmc --anchors $ANCH --dtype fp32 --filter transformer -q \
               --impl sgk,cublas,cusparse,cusparse_colmajor --out "$OUT/sddmm_dlmc_fp32.json" 2>&1 | tail -14 ;;
-    attention) python3 -m sgk bench attention -q --out "$OUT/attention.json" --plot "$OUT/attention.png" 2>&1 | tail -30 ;;
+    attention) python3 -m sgk bench attention -q --L 4096,12288 --sparsity 0.9,0.95 --warmup 10 --rep 50 --out "$OUT/attention.json" --plot "$OUT/attention.png" 2>&1 | tail -30 ;;
     *) echo "unknown step $step" ;;
   esac
 done
