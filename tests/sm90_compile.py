@@ -47,19 +47,31 @@ def variants():
                 "stride_vb": "i64", "stride_bb": "i64", "stride_bk": "i64", "stride_bn": "i64",
                 "stride_biasb": "i64", "stride_cb": "i64", "stride_cm": "i64", "stride_cn": "i64",
             }
-            yield (f"spmm {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_kernel, types,
-                   {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n,
-                    "HAS_BIAS": has_bias, "RELU": relu}, cfg.num_warps, cfg.num_stages)
-        for d in (64, 2048):
+            if n == 4096 and cfg.kind != "1d":  # a 1d-kernel configuration too, partial column tile with bias
+                cfg_1d = spmm_mod.SpmmConfig(4, 4, 128, 2, 1, "1d")
+                yield (f"spmm-1d {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_1d_kernel, types,
+                       {"ROWS": cfg_1d.rows, "BLOCK_K": cfg_1d.block_k, "BLOCK_N": cfg_1d.block_n, "EVEN_N": not has_bias,
+                        "HAS_BIAS": has_bias, "RELU": relu}, cfg_1d.num_warps, cfg_1d.num_stages)
+            if cfg.kind == "1d":
+                yield (f"spmm-1d {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_1d_kernel, types,
+                       {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": True,
+                        "HAS_BIAS": has_bias, "RELU": relu}, cfg.num_warps, cfg.num_stages)
+            else:
+                yield (f"spmm {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_kernel, types,
+                       {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n,
+                        "HAS_BIAS": has_bias, "RELU": relu}, cfg.num_warps, cfg.num_stages)
+        for d, block_d in ((64, None), (64, 64), (80, 128), (2048, None), (2000, 128)):
             cfg = sddmm_mod.default_config(d, 100.0, DTYPES[dt])
+            block_d = block_d or cfg.block_d or 1 << (d - 1).bit_length()
             types = {
                 "row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32",
                 "x_ptr": PTR[dt], "y_ptr": PTR[dt], "out_ptr": PTR[dt], "d": "i32",
                 "stride_xb": "i64", "stride_xm": "i64", "stride_xd": "i64",
                 "stride_yb": "i64", "stride_yk": "i64", "stride_yd": "i64", "stride_ob": "i64",
             }
-            yield (f"sddmm {dt} d={d}", sddmm_mod._sddmm_kernel, types,
-                   {"BLOCK_NZ": cfg.block_nz, "BLOCK_D": cfg.block_d}, cfg.num_warps, cfg.num_stages)
+            yield (f"sddmm {dt} d={d} block_d={block_d}", sddmm_mod._sddmm_kernel, types,
+                   {"BLOCK_NZ": cfg.block_nz, "BLOCK_D": block_d, "SINGLE_D": block_d >= d, "EVEN_D": d % block_d == 0},
+                   cfg.num_warps, cfg.num_stages)
         types = {"row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32",
                  "x_ptr": PTR[dt], "y_ptr": PTR[dt], "stride_xb": "i64", "stride_yb": "i64", "scale": "fp32"}
         for single, causal in itertools.product((True, False), (False, True)):

@@ -216,6 +216,39 @@ def test_every_candidate_config(kernel_device):
         assert_close(c[0], expected, torch.float32, 64, msg=f"config {cfg}:")
 
 
+@pytest.mark.parametrize("rows", [1, 4])
+@pytest.mark.parametrize("n", [32, 40], ids=["n-multiple-of-block", "n-partial-block"])
+def test_1d_kernel_split_loop(kernel_device, rows, n):
+    """The 1d kernel's unmasked main loop (up to the program's shortest row) and masked tail:
+    rows of one program with different lengths, lengths not multiples of the unroll depth, a
+    program that straddles the end of the swizzle, N with and without a partial column tile."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(71)
+    lengths = [9, 0, 17, 3, 8, 8, 1, 25, 12, 6, 5]  # m = 11: the last program of 4 rows is partial
+    a = csr_from_lengths(lengths, 30, g, device=kernel_device)
+    b = randn(30, n, g=g, device=kernel_device)
+    bias = randn(11, g=g, device=kernel_device)
+    cfg = kmod.SpmmConfig(rows, 4, 32, 1, 1, "1d")
+    c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], bias[None], True, config=cfg)
+    _check(c[0], a, b, bias, relu=True)
+
+
+def test_padding_never_reads_into_results(kernel_device):
+    """Padding entries of a row must not touch its result: with inf in row 0 of B, rows that do
+    not use column 0 stay finite in every candidate configuration (0 · inf would be NaN)."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(72)
+    lengths = [5, 2, 7, 3, 1, 6]
+    a = csr_from_lengths(lengths, 20, g, device=kernel_device, cols_from_end=True)  # columns 13-19
+    b = randn(20, 24, g=g, device=kernel_device)
+    b[0] = float("inf")
+    for cfg in _all_candidates(kmod):
+        c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], None, False, config=cfg)
+        assert torch.isfinite(c).all(), f"config {cfg}: padding read row 0 of B into a result"
+
+
 def _noncontiguous_b(kind, k, n, g, device):
     if kind == "transposed":
         return randn(n, k, g=g, device=device).t()

@@ -3,7 +3,12 @@
 One program takes one row of the pattern (in row-swizzle order, longest first) and one batch
 entry. It walks the row's nonzeros BLOCK_NZ at a time; for each chunk it gathers BLOCK_NZ rows of
 Y, BLOCK_D features at a time, multiplies by the row of X and keeps a 2-D fp32 accumulator that is
-reduced over the feature axis once per chunk. Pointer offsets are int64.
+reduced over the feature axis once per chunk. When one block holds the whole feature dimension
+(attention: d <= 256; ``block_d = 0`` asks for it) the row of X is loaded once for the whole row.
+Padding entries of the last chunk gather row 0 of Y and are not stored, so the gathers carry no
+mask over the nonzeros (and none over features when BLOCK_D divides d). Measured on the H100
+(benchmarks/results/variants_2026-11-25_h100.json): 1.2-1.5x faster in bf16 at d = 64-128.
+Pointer offsets are int64.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import MAX_GRID_YZ
+from ._common import MAX_GRID_YZ, next_power_of_2
 from ._launch import launch
 from ._tuning import BucketTuner, pow2_bucket
 
@@ -40,6 +45,8 @@ def _sddmm_kernel(
     # meta-parameters
     BLOCK_NZ: tl.constexpr,
     BLOCK_D: tl.constexpr,
+    SINGLE_D: tl.constexpr,  # BLOCK_D >= d: one feature block, X's row loaded once
+    EVEN_D: tl.constexpr,  # d % BLOCK_D == 0: no feature mask
 ):
     pid = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
@@ -50,42 +57,65 @@ def _sddmm_kernel(
     y_base = y_ptr + pid_b * stride_yb
     out_base = out_ptr + pid_b * stride_ob
     offs_d0 = tl.arange(0, BLOCK_D)
+    if SINGLE_D:
+        if EVEN_D:
+            xv = tl.load(x_row + offs_d0.to(tl.int64) * stride_xd)
+        else:
+            xv = tl.load(x_row + offs_d0.to(tl.int64) * stride_xd, mask=offs_d0 < d, other=0.0)
+        xv = xv.to(tl.float32)
     for nz in range(start, end, BLOCK_NZ):
         offs = nz + tl.arange(0, BLOCK_NZ)
         mask = offs < end
+        # Padding entries gather row 0 of Y (it exists: the row is not empty); their results are
+        # never stored, so the gathers need no mask over the nonzeros.
         cols = tl.load(column_indices_ptr + offs, mask=mask, other=0).to(tl.int64)
-        acc = tl.zeros([BLOCK_NZ, BLOCK_D], dtype=tl.float32)
-        for d0 in range(0, d, BLOCK_D):
-            offs_d = d0 + offs_d0
-            mask_d = offs_d < d
-            xv = tl.load(x_row + offs_d.to(tl.int64) * stride_xd, mask=mask_d, other=0.0).to(tl.float32)
-            yt = tl.load(
-                y_base + cols[:, None] * stride_yk + offs_d.to(tl.int64)[None, :] * stride_yd,
-                mask=mask[:, None] & mask_d[None, :],
-                other=0.0,
-            ).to(tl.float32)
-            acc += yt * xv[None, :]
-        res = tl.sum(acc, axis=1)
+        y_rows = y_base + cols[:, None] * stride_yk
+        if SINGLE_D:
+            ptrs = y_rows + offs_d0.to(tl.int64)[None, :] * stride_yd
+            if EVEN_D:
+                yt = tl.load(ptrs)
+            else:
+                yt = tl.load(ptrs, mask=offs_d0[None, :] < d, other=0.0)
+            res = tl.sum(yt.to(tl.float32) * xv[None, :], axis=1)
+        else:
+            acc = tl.zeros([BLOCK_NZ, BLOCK_D], dtype=tl.float32)
+            for d0 in range(0, d, BLOCK_D):
+                offs_d = d0 + offs_d0
+                mask_d = offs_d < d
+                ptrs = y_rows + offs_d.to(tl.int64)[None, :] * stride_yd
+                if EVEN_D:
+                    xv_d = tl.load(x_row + offs_d.to(tl.int64) * stride_xd)
+                    yt = tl.load(ptrs)
+                else:
+                    xv_d = tl.load(x_row + offs_d.to(tl.int64) * stride_xd, mask=mask_d, other=0.0)
+                    yt = tl.load(ptrs, mask=mask_d[None, :], other=0.0)
+                acc += yt.to(tl.float32) * xv_d.to(tl.float32)[None, :]
+            res = tl.sum(acc, axis=1)
         tl.store(out_base + offs, res.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @dataclass(frozen=True)
 class SddmmConfig:
+    """``block_d = 0``: the whole feature dimension in one block (next power of two of d)."""
+
     block_nz: int
     block_d: int
     num_warps: int
     num_stages: int = 1
 
 
-_ATTN_FP32 = [SddmmConfig(64, 16, 2, 3), SddmmConfig(64, 32, 2, 1), SddmmConfig(32, 32, 2, 2), SddmmConfig(128, 16, 4, 2)]
-_ATTN_HALF = [SddmmConfig(64, 32, 1, 1), SddmmConfig(64, 16, 2, 3), SddmmConfig(32, 64, 2, 1), SddmmConfig(128, 32, 4, 1)]
+_ATTN_FP32 = [SddmmConfig(64, 16, 2, 3), SddmmConfig(32, 0, 1, 1), SddmmConfig(16, 0, 1, 1), SddmmConfig(64, 32, 2, 1),
+              SddmmConfig(32, 32, 2, 2), SddmmConfig(128, 16, 4, 2)]
+_ATTN_HALF = [SddmmConfig(64, 0, 1, 2), SddmmConfig(32, 0, 1, 2), SddmmConfig(64, 32, 1, 1), SddmmConfig(64, 16, 2, 3),
+              SddmmConfig(32, 64, 2, 1), SddmmConfig(128, 0, 2, 2)]
 _WGRAD_FP32 = [SddmmConfig(32, 128, 4, 1), SddmmConfig(16, 128, 4, 1), SddmmConfig(32, 64, 4, 2), SddmmConfig(64, 64, 8, 1)]
 _WGRAD_HALF = [SddmmConfig(32, 64, 4, 1), SddmmConfig(16, 128, 8, 2), SddmmConfig(32, 128, 4, 1), SddmmConfig(64, 64, 8, 1)]
 
 
 def candidates(d: int, mean_row: float, dtype: torch.dtype = torch.float32) -> list[SddmmConfig]:
     """Candidates, the measured heuristic first (H100 sweep,
-    benchmarks/results/tuning/sweep_2026-11-25_h100_v1.json).
+    benchmarks/results/tuning/sweep_2026-11-25_h100_v1.json, and the whole-row probe,
+    benchmarks/results/variants_2026-11-25_h100.json).
 
     Attention-like reductions (d <= 256) want long nonzero strips and short feature blocks;
     weight-gradient reductions (d = tokens, thousands) want wide feature blocks.
@@ -143,7 +173,8 @@ def _launch(cfg: SddmmConfig, row_offsets, column_indices, row_swizzle, x, y, ou
     m, d, batch = row_offsets.numel() - 1, x.shape[-1], out.shape[0]
     stride_xb = x.stride(0) if x.shape[0] > 1 else 0
     stride_yb = y.stride(0) if y.shape[0] > 1 else 0
-    constexprs = {"BLOCK_NZ": cfg.block_nz, "BLOCK_D": cfg.block_d}
+    block_d = cfg.block_d if cfg.block_d > 0 else next_power_of_2(d)
+    constexprs = {"BLOCK_NZ": cfg.block_nz, "BLOCK_D": block_d, "SINGLE_D": block_d >= d, "EVEN_D": d % block_d == 0}
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
         args = (

@@ -1,13 +1,24 @@
-"""SpMM kernel: C = A·B for a CSR matrix A (m×k) and dense B (k×n), batched.
+"""SpMM kernels: C = A·B for a CSR matrix A (m×k) and dense B (k×n), batched.
 
-One program computes ROWS rows of C over a BLOCK_N-wide column tile. Its rows are consecutive
-entries of the row swizzle (rows ordered longest first), so they have similar lengths and the
-longest rows start first: several short rows per program is Triton's form of Sputnik's subwarp
-tiling. The rows' nonzeros are consumed BLOCK_K at a time: their column indices gather a
-ROWS×BLOCK_K×BLOCK_N tile of B rows, which is scaled by the values and added into an fp32
-accumulator of the same shape, reduced over the BLOCK_K axis once after the loop (no reduction
-in the inner loop).
-The epilogue adds the bias of the row, applies ReLU and casts to the output dtype.
+Two kernel families share one launcher; the tuner (or the measured heuristic) picks per problem.
+Both take rows in row-swizzle order (longest first), so the ROWS rows of one program are
+consecutive swizzle entries of similar length and the longest rows start first; several short rows
+per program is Triton's form of Sputnik's subwarp tiling. Both accumulate in fp32 and fuse the
+epilogue: bias of the row, ReLU, cast to the output dtype.
+
+* ``tile`` (``_spmm_kernel``): the rows' nonzeros are consumed BLOCK_K at a time as vector loads
+  of indices and values; their column indices gather a ROWS×BLOCK_K×BLOCK_N tile of B, which is
+  scaled by the values and added into an fp32 accumulator of that shape, reduced over the BLOCK_K
+  axis once after the loop (no reduction in the inner loop). Wins at tiny N (decode shapes).
+* ``1d`` (``_spmm_1d_kernel``): 1-D tiles over N with a ROWS×BLOCK_N accumulator, as Sputnik's
+  threads each own a strip of the output row. Nonzeros are consumed one at a time in a loop
+  unrolled BLOCK_K deep: each step loads one (index, value) pair per row (the same address across
+  the row's threads: one broadcast transaction, as Sputnik's shared-memory reads) and one
+  BLOCK_N-wide row of B. The loop is split in two: up to the shortest row of the program no
+  load needs a mask over K (the main loop is branch- and predicate-free; with N a multiple of
+  BLOCK_N the B loads have no mask at all), then a masked tail up to the longest row. Measured on
+  the H100 (benchmarks/results/variants_2026-11-25_h100.json): 1.3x faster than ``tile`` on the
+  4096×1024×4096 FFN shape in fp32, 1.2x in fp16, 3.5x at N = 256.
 
 Batch: program axis 2 walks the (flattened) batch; operands that do not vary over the batch have
 batch stride 0. All pointer offsets that can exceed 2**31 are computed in int64.
@@ -93,34 +104,132 @@ def _spmm_kernel(
     tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
 
 
+@triton.jit
+def _spmm_1d_kernel(
+    # pointers
+    row_offsets_ptr,
+    column_indices_ptr,
+    row_swizzle_ptr,
+    values_ptr,
+    b_ptr,
+    bias_ptr,
+    c_ptr,
+    # sizes
+    m,
+    n,
+    # strides
+    stride_vb,
+    stride_bb,
+    stride_bk,
+    stride_bn,
+    stride_biasb,
+    stride_cb,
+    stride_cm,
+    stride_cn,
+    # meta-parameters
+    ROWS: tl.constexpr,
+    BLOCK_K: tl.constexpr,  # unroll depth of the nonzero loop
+    BLOCK_N: tl.constexpr,
+    EVEN_N: tl.constexpr,  # n % BLOCK_N == 0: no column mask on B
+    HAS_BIAS: tl.constexpr,
+    RELU: tl.constexpr,
+):
+    pid_r = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+
+    slot = pid_r * ROWS + tl.arange(0, ROWS)
+    row_ok = slot < m
+    rows = tl.load(row_swizzle_ptr + slot, mask=row_ok, other=0)
+    starts = tl.load(row_offsets_ptr + rows, mask=row_ok, other=0)
+    ends = tl.load(row_offsets_ptr + rows + 1, mask=row_ok, other=0)
+    lengths = ends - starts
+    longest = tl.max(lengths, axis=0)
+    # Slots past m (the last program) do not bound the unmasked loop: their loads there read
+    # valid entries of another row and their results are never stored.
+    shortest = tl.min(tl.where(row_ok, lengths, longest), axis=0)
+    full = shortest - shortest % BLOCK_K
+
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < n
+    b_cols = b_ptr + pid_b * stride_bb + offs_n.to(tl.int64) * stride_bn
+    v_base = values_ptr + pid_b * stride_vb
+
+    acc = tl.zeros([ROWS, BLOCK_N], dtype=tl.float32)
+    for kk in range(0, full, BLOCK_K):  # every row has these nonzeros: no mask over K
+        for j in tl.static_range(BLOCK_K):
+            idx = starts + (kk + j)
+            col = tl.load(column_indices_ptr + idx)
+            val = tl.load(v_base + idx).to(tl.float32)
+            ptrs = b_cols[None, :] + col.to(tl.int64)[:, None] * stride_bk
+            if EVEN_N:
+                bt = tl.load(ptrs)
+            else:
+                bt = tl.load(ptrs, mask=mask_n[None, :], other=0.0)
+            acc += val[:, None] * bt.to(tl.float32)
+    for kk in range(full, longest, BLOCK_K):  # the rows' tails, masked
+        for j in tl.static_range(BLOCK_K):
+            idx = starts + (kk + j)
+            mk = idx < ends
+            col = tl.load(column_indices_ptr + idx, mask=mk, other=0)
+            val = tl.load(v_base + idx, mask=mk, other=0.0).to(tl.float32)
+            bt = tl.load(
+                b_cols[None, :] + col.to(tl.int64)[:, None] * stride_bk,
+                mask=mk[:, None] & mask_n[None, :],
+                other=0.0,
+            )
+            acc += val[:, None] * bt.to(tl.float32)
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
+    if RELU:
+        acc = tl.maximum(acc, 0.0)
+    c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
+    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
+
+
 @dataclass(frozen=True)
 class SpmmConfig:
+    """One launch configuration. ``kind`` picks the kernel family ("tile" or "1d"); for "1d",
+    ``block_k`` is the unroll depth of the nonzero loop."""
+
     rows: int
     block_k: int
     block_n: int
     num_warps: int
     num_stages: int = 1
+    kind: str = "tile"
 
 
-_LARGE_N_FP32 = [SpmmConfig(8, 8, 32, 2, 3), SpmmConfig(4, 8, 32, 1, 3), SpmmConfig(8, 4, 64, 4, 2),
-                 SpmmConfig(4, 4, 64, 2, 1), SpmmConfig(4, 16, 64, 2, 2), SpmmConfig(2, 16, 64, 1, 1)]
-_LARGE_N_HALF = [SpmmConfig(4, 4, 256, 2, 1), SpmmConfig(2, 16, 64, 1, 1), SpmmConfig(4, 4, 128, 1, 3),
-                 SpmmConfig(4, 4, 64, 1, 3), SpmmConfig(2, 4, 32, 1, 2), SpmmConfig(4, 8, 32, 1, 3)]
-_SMALL_N_FP32 = [SpmmConfig(8, 32, 32, 8, 2), SpmmConfig(4, 32, 32, 4, 2), SpmmConfig(1, 32, 64, 1, 3),
-                 SpmmConfig(2, 16, 32, 8, 1), SpmmConfig(1, 8, 32, 2, 2), SpmmConfig(1, 4, 128, 8, 1)]
-_SMALL_N_HALF = [SpmmConfig(4, 32, 32, 4, 2), SpmmConfig(1, 4, 128, 8, 1), SpmmConfig(2, 32, 32, 8, 2),
-                 SpmmConfig(1, 32, 64, 1, 3), SpmmConfig(1, 8, 32, 2, 2), SpmmConfig(8, 32, 32, 8, 2)]
-_TINY_N = [SpmmConfig(4, 32, 16, 4, 1), SpmmConfig(8, 16, 16, 4, 1), SpmmConfig(2, 32, 16, 2, 1),
-           SpmmConfig(4, 64, 16, 4, 1), SpmmConfig(16, 16, 16, 8, 1)]
+def _t(rows, block_k, block_n, warps, stages=1):
+    return SpmmConfig(rows, block_k, block_n, warps, stages, "tile")
+
+
+def _d(rows, block_k, block_n, warps, stages=1):
+    return SpmmConfig(rows, block_k, block_n, warps, stages, "1d")
+
+
+# Candidate lists by regime, the heuristic default first. Sources: the 48-configuration sweep of the
+# tile kernel (benchmarks/results/tuning/sweep_2026-11-25_h100_v1.json) and the 36-configuration
+# probe of the 1d kernel against it (benchmarks/results/variants_2026-11-25_h100.json).
+_LARGE_N_FP32 = [_t(8, 8, 32, 2, 3), _d(1, 4, 256, 1), _d(1, 8, 256, 1), _d(4, 8, 32, 1), _d(4, 4, 128, 2),
+                 _t(4, 8, 32, 1, 3), _t(8, 4, 64, 4, 2), _d(1, 4, 256, 2, 2)]
+_LARGE_N_HALF = [_d(4, 4, 128, 2), _d(4, 4, 256, 4), _d(1, 8, 256, 1), _t(4, 4, 256, 2, 1), _t(2, 16, 64, 1, 1),
+                 _t(4, 4, 128, 1, 3), _d(2, 4, 256, 2, 2), _d(4, 8, 128, 2)]
+_SMALL_N_FP32 = [_d(1, 8, 64, 1), _d(2, 8, 64, 1), _d(1, 4, 128, 1), _t(8, 32, 32, 8, 2), _t(4, 32, 32, 4, 2),
+                 _t(1, 32, 64, 1, 3), _d(1, 8, 32, 1)]
+_SMALL_N_HALF = [_d(1, 8, 64, 1), _t(4, 32, 32, 4, 2), _t(1, 4, 128, 8, 1), _d(2, 8, 64, 1), _d(1, 4, 128, 1),
+                 _t(2, 32, 32, 8, 2), _d(1, 8, 32, 1)]
+_TINY_N = [_t(4, 32, 16, 4, 1), _t(8, 16, 16, 4, 1), _t(2, 32, 16, 2, 1), _t(4, 64, 16, 4, 1), _t(16, 16, 16, 8, 1),
+           _d(4, 8, 16, 1), _d(8, 8, 16, 1)]
 
 
 def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32) -> list[SpmmConfig]:
     """Candidate configurations by N regime and dtype, the measured heuristic first.
 
-    From a 48-configuration sweep on an H100 (benchmarks/results/tuning/sweep_2026-11-25_h100_v1.json,
-    9 DLMC-like, FFN and decode shapes): the first entry of each list is within 4-15% of the
-    per-shape best over its regime's shapes; the rest are the next most robust. Small tiles over K
-    with several swizzled rows per program win at large N; long BLOCK_K strips win at small N.
+    Tile sweep: small tiles over K with several swizzled rows per program won at large N, long
+    BLOCK_K strips at small N. 1d probe: 1d tiles won at large N in fp16/bf16, on the FFN shape in
+    fp32, and at N = 196-256 in every dtype; the tile kernel kept N <= 16 and the 2048×512, N =
+    2048 Transformer shape in fp32. The tuner times the list once per bucketed key.
     """
     half = dtype in (torch.float16, torch.bfloat16)
     if n <= 16:
@@ -194,7 +303,13 @@ def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b
     grid_n = triton.cdiv(n, cfg.block_n)
     if grid_n > MAX_GRID_YZ:
         raise ValueError(f"spmm(): n = {n} needs {grid_n} column tiles, more than the {MAX_GRID_YZ} a launch allows")
-    constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "HAS_BIAS": bias is not None, "RELU": relu}
+    if cfg.kind == "1d":
+        kernel = _spmm_1d_kernel
+        constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": n % cfg.block_n == 0,
+                      "HAS_BIAS": bias is not None, "RELU": relu}
+    else:
+        kernel = _spmm_kernel
+        constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "HAS_BIAS": bias is not None, "RELU": relu}
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
         args = (
@@ -216,4 +331,4 @@ def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b
             c.stride(1),
             c.stride(2),
         )
-        launch(_spmm_kernel, (grid_r, grid_n, nb), args, constexprs, cfg.num_warps, cfg.num_stages)
+        launch(kernel, (grid_r, grid_n, nb), args, constexprs, cfg.num_warps, cfg.num_stages)
