@@ -94,7 +94,7 @@ def poison_kernel_outputs(monkeypatch) -> None:
         return
     import importlib
 
-    for name in ("spmm", "sddmm", "softmax"):
+    for name in ("spmm", "sddmm", "softmax", "bsr"):
         try:
             mod = importlib.import_module(f"sgk.kernels.{name}")
         except ImportError:  # pragma: no cover - triton missing

@@ -19,11 +19,13 @@ import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
+from sgk.kernels import bsr as bsr_mod  # noqa: E402
 from sgk.kernels import sddmm as sddmm_mod  # noqa: E402
 from sgk.kernels import softmax as softmax_mod  # noqa: E402
 from sgk.kernels import spmm as spmm_mod  # noqa: E402
 
 TARGET = GPUTarget("cuda", 90, 32)
+H100_SMEM_PER_BLOCK = 232448  # bytes of shared memory one block may use on sm_90 (227 KB)
 PTR = {"fp32": "*fp32", "fp16": "*fp16", "bf16": "*bf16"}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -77,6 +79,26 @@ def variants():
         for single, causal in itertools.product((True, False), (False, True)):
             yield (f"softmax {dt} single={single} causal={causal}", softmax_mod._softmax_kernel, types,
                    {"BLOCK": 1024, "SINGLE": single, "CAUSAL": causal}, 4, 1)
+        precision = "tf32" if dt == "fp32" else "ieee"
+        for bs, (has_perm, even) in itertools.product((16, 64, 128), ((False, True), (True, False))):
+            cfg = bsr_mod.spmm_candidates(bs, 4096, DTYPES[dt])[0]
+            types = {
+                "row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32", "block_perm_ptr": "*i32",
+                "values_ptr": PTR[dt], "b_ptr": PTR[dt], "c_ptr": PTR[dt], "n": "i32",
+                "stride_vb": "i64", "stride_vblk": "i64", "stride_vr": "i64", "stride_vc": "i64",
+                "stride_bb": "i64", "stride_bk": "i64", "stride_bn": "i64", "stride_cb": "i64", "stride_cm": "i64", "stride_cn": "i64",
+            }
+            yield (f"bsr_spmm {dt} bs={bs} perm={has_perm}", bsr_mod._bsr_spmm_kernel, types,
+                   {"BS": bs, "BLOCK_N": cfg.block_n, "HAS_PERM": has_perm, "EVEN_N": even, "INPUT_PRECISION": precision},
+                   cfg.num_warps, cfg.num_stages)
+        for bs in (16, 64, 128):
+            cfg = bsr_mod.sddmm_candidates(bs, 4096, DTYPES[dt])[0]
+            types = {"row_indices_ptr": "*i32", "column_indices_ptr": "*i32", "x_ptr": PTR[dt], "y_ptr": PTR[dt],
+                     "out_ptr": PTR[dt], "d": "i32", "stride_xb": "i64", "stride_xm": "i64", "stride_xd": "i64",
+                     "stride_yb": "i64", "stride_yk": "i64", "stride_yd": "i64", "stride_ob": "i64"}
+            yield (f"bsr_sddmm {dt} bs={bs}", bsr_mod._bsr_sddmm_kernel, types,
+                   {"BS": bs, "BLOCK_D": cfg.block_d, "EVEN_D": bs != 64, "INPUT_PRECISION": precision},
+                   cfg.num_warps, cfg.num_stages)
         types = {"row_offsets_ptr": "*i32", "row_swizzle_ptr": "*i32", "y_ptr": PTR[dt], "g_ptr": PTR[dt],
                  "dx_ptr": PTR[dt], "stride_yb": "i64", "stride_gb": "i64", "stride_dxb": "i64", "scale": "fp32"}
         for single in (True, False):
@@ -93,6 +115,10 @@ def main(argv: list[str]) -> int:
         t0 = time.perf_counter()
         try:
             kernel = _compile(fn, types, constexprs, warps, stages)
+            if kernel.metadata.shared > H100_SMEM_PER_BLOCK:
+                failures += 1
+                print(f"FAIL  {name:40s} needs {kernel.metadata.shared} B of shared memory, over the H100's {H100_SMEM_PER_BLOCK}")
+                continue
             print(f"ok    {name:40s} {time.perf_counter() - t0:5.1f}s  shared={kernel.metadata.shared}")
         except Exception as exc:  # report every failure, then fail
             failures += 1

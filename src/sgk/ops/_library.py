@@ -24,9 +24,9 @@ def _kernels():
     if _KERNELS is None:
         import types
 
-        from ..kernels import sddmm, softmax, spmm
+        from ..kernels import bsr, sddmm, softmax, spmm
 
-        _KERNELS = types.SimpleNamespace(spmm=spmm, sddmm=sddmm, softmax=softmax)
+        _KERNELS = types.SimpleNamespace(spmm=spmm, sddmm=sddmm, softmax=softmax, bsr=bsr)
     return _KERNELS
 
 
@@ -135,6 +135,59 @@ def _(row_offsets, row_indices, row_swizzle, y, g, scale, max_row, backend):
     return torch.empty_like(g)
 
 
+def _bsr_spmm_impl(
+    row_offsets: torch.Tensor,
+    column_indices: torch.Tensor,
+    row_swizzle: torch.Tensor,
+    block_perm: Optional[torch.Tensor],
+    stored_rows: torch.Tensor,
+    stored_cols: torch.Tensor,
+    values: torch.Tensor,
+    b: torch.Tensor,
+    rows_out: int,
+    out_transposed: bool,
+    backend: str,
+) -> torch.Tensor:
+    """op(A)·B for a block-sparse A: values (V, nnzb, bs, bs), b (Bb, k', n). The Triton path walks
+    the block pattern of op(A) (row_offsets, column_indices, row_swizzle; with ``block_perm`` that
+    is Aᵀ's, read through the permutation); the reference uses the stored blocks' COO indices.
+    Returns (B, rows_out, n), or its transpose (B, n, rows_out) written in place when
+    ``out_transposed`` (dense × sparse)."""
+    batch = max(values.shape[0], b.shape[0])
+    n = b.shape[-1]
+    if backend == "triton":
+        return _kernels().bsr.spmm(row_offsets, column_indices, row_swizzle, block_perm, values, b, rows_out, out_transposed)
+    out = reference.bsr_spmm_coo(stored_rows, stored_cols, values, b, rows_out, transpose=block_perm is not None)
+    out = out.expand(batch, rows_out, n)
+    return (out.transpose(1, 2) if out_transposed else out).contiguous()
+
+
+bsr_spmm_op = torch.library.custom_op("sgk::bsr_spmm", _bsr_spmm_impl, mutates_args=())
+
+
+@bsr_spmm_op.register_fake
+def _(row_offsets, column_indices, row_swizzle, block_perm, stored_rows, stored_cols, values, b, rows_out, out_transposed, backend):
+    batch = max(values.shape[0], b.shape[0])
+    shape = (batch, b.shape[-1], rows_out) if out_transposed else (batch, rows_out, b.shape[-1])
+    return b.new_empty(shape)
+
+
+def _bsr_sddmm_impl(row_indices: torch.Tensor, column_indices: torch.Tensor, x: torch.Tensor, y: torch.Tensor, bs: int, backend: str) -> torch.Tensor:
+    """x (Bx, m, d), y (By, k, d) → the bs×bs blocks of X·Yᵀ at the block pattern (B, nnzb, bs, bs)."""
+    if backend == "triton":
+        return _kernels().bsr.sddmm(row_indices, column_indices, x, y, bs)
+    out = reference.bsr_sddmm_coo(row_indices, column_indices, x, y, bs)
+    return out.expand(max(x.shape[0], y.shape[0]), *out.shape[1:]).contiguous()
+
+
+bsr_sddmm_op = torch.library.custom_op("sgk::bsr_sddmm", _bsr_sddmm_impl, mutates_args=())
+
+
+@bsr_sddmm_op.register_fake
+def _(row_indices, column_indices, x, y, bs, backend):
+    return x.new_empty(max(x.shape[0], y.shape[0]), column_indices.shape[0], bs, bs)
+
+
 # -- what sgk.ops calls --------------------------------------------------------------------------
 # Under torch.compile the registered ops are called, so that the compiler sees opaque ops with fake
 # implementations; in eager mode the implementations are called directly, which saves the
@@ -154,3 +207,5 @@ spmm = _dispatch(spmm_op, _spmm_impl)
 sddmm = _dispatch(sddmm_op, _sddmm_impl)
 sparse_softmax = _dispatch(softmax_op, _softmax_impl)
 sparse_softmax_backward = _dispatch(softmax_backward_op, _softmax_backward_impl)
+bsr_spmm = _dispatch(bsr_spmm_op, _bsr_spmm_impl)
+bsr_sddmm = _dispatch(bsr_sddmm_op, _bsr_sddmm_impl)

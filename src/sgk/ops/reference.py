@@ -23,6 +23,8 @@ __all__ = [
     "sddmm_coo",
     "softmax_coo",
     "softmax_backward_coo",
+    "bsr_spmm_coo",
+    "bsr_sddmm_coo",
 ]
 
 
@@ -136,3 +138,43 @@ def transpose(a: CSRMatrix) -> CSRMatrix:
     if a.nnz:
         mask[a.column_indices.long(), a.row_indices.long()] = True
     return CSRMatrix.from_dense(dense, mask=mask)
+
+
+# -- block-sparse (BSR) ---------------------------------------------------------------------------
+def bsr_spmm_coo(
+    block_rows: torch.Tensor,
+    block_cols: torch.Tensor,
+    values: torch.Tensor,
+    b: torch.Tensor,
+    rows_out: int,
+    transpose: bool = False,
+) -> torch.Tensor:
+    """op(A)·B for a block-sparse A given by COO block indices of its stored blocks.
+
+    values (*bv, nnzb, bs, bs); b (*bb, k', n) with k' the inner dimension of op(A); ``rows_out``
+    rows of the result (m, or k when ``transpose``: op(A) = Aᵀ). Returns (*batch, rows_out, n).
+    """
+    acc = _acc_dtype(values.dtype, b.dtype)
+    bs = values.shape[-1]
+    n = b.shape[-1]
+    out_blocks, in_blocks = (block_cols, block_rows) if transpose else (block_rows, block_cols)
+    blocks = values.to(acc)
+    if transpose:
+        blocks = blocks.transpose(-1, -2)
+    bb = b.to(acc).reshape(*b.shape[:-2], b.shape[-2] // bs, bs, n)
+    batch = torch.broadcast_shapes(values.shape[:-3], b.shape[:-2])
+    out = torch.zeros(*batch, rows_out // bs, bs, n, dtype=acc, device=b.device)
+    if block_rows.numel():
+        prod = blocks @ bb[..., in_blocks.long(), :, :]  # (*batch, nnzb, bs, n)
+        out = out.index_add(-3, out_blocks.long(), prod.expand(*batch, *prod.shape[-3:]))
+    return out.reshape(*batch, rows_out, n).to(b.dtype)
+
+
+def bsr_sddmm_coo(block_rows: torch.Tensor, block_cols: torch.Tensor, x: torch.Tensor, y: torch.Tensor, bs: int) -> torch.Tensor:
+    """The bs×bs blocks of X·Yᵀ at COO block indices: x (*bx, m, d), y (*by, k, d) →
+    (*batch, nnzb, bs, bs) of x's dtype."""
+    acc = _acc_dtype(x.dtype, y.dtype)
+    d = x.shape[-1]
+    xb = x.to(acc).reshape(*x.shape[:-2], x.shape[-2] // bs, bs, d)[..., block_rows.long(), :, :]
+    yb = y.to(acc).reshape(*y.shape[:-2], y.shape[-2] // bs, bs, d)[..., block_cols.long(), :, :]
+    return (xb @ yb.transpose(-1, -2)).to(x.dtype)

@@ -4,9 +4,11 @@ from __future__ import annotations
 import torch
 
 from ..checks import FLOAT_DTYPES, broadcast_batch, check, check_csr, check_dense, check_same_device, check_same_dtype
+from ..bsr import BSRMatrix
 from ..csr import CSRMatrix, Topology
 from . import _library
 from ._common import flatten_batch, select_backend
+from .bsr import bsr_sddmm
 from .spmm import _spmm_raw
 
 __all__ = ["sddmm"]
@@ -55,7 +57,8 @@ def sddmm(x: torch.Tensor, y: torch.Tensor, pattern: CSRMatrix, *, method: str =
     Args:
         x: dense (*bx, m, d).
         y: dense (*by, k, d) of x's dtype (note: Y, not Yᵀ; both operands are row-major in d).
-        pattern: :class:`~sgk.CSRMatrix` m×k whose topology is sampled (its values are ignored).
+        pattern: :class:`~sgk.CSRMatrix` m×k whose topology is sampled (its values are ignored);
+            a :class:`~sgk.BSRMatrix` goes to :func:`sgk.bsr_sddmm` and returns a BSRMatrix.
         method: ``"auto"``, ``"triton"`` or ``"reference"`` (see :func:`sgk.spmm`).
 
     Returns:
@@ -65,6 +68,8 @@ def sddmm(x: torch.Tensor, y: torch.Tensor, pattern: CSRMatrix, *, method: str =
     Reference: :func:`sgk.ops.reference.sddmm`.
     """
     op = "sddmm"
+    if isinstance(pattern, BSRMatrix):  # block pattern: the tensor-core path
+        return bsr_sddmm(x, y, pattern, method=method)
     check_dense(op, "x", x, dtypes=FLOAT_DTYPES, min_ndim=2)
     check_dense(op, "y", y, dtypes=FLOAT_DTYPES, min_ndim=2)
     check_csr(op, "pattern", pattern)

@@ -13,9 +13,11 @@ from ..checks import (
     check_same_device,
     check_same_dtype,
 )
+from ..bsr import BSRMatrix
 from ..csr import CSRMatrix, Topology
 from . import _library
 from ._common import flatten_batch, select_backend
+from .bsr import bsr_spmm
 
 __all__ = ["spmm"]
 
@@ -106,7 +108,8 @@ def spmm(
     """C = A·B for a CSR matrix A (m×k) and a dense B (k×n), optionally ``activation(C + bias)``.
 
     Args:
-        a: :class:`~sgk.CSRMatrix` m×k; its values may have batch dimensions (*ba, nnz).
+        a: :class:`~sgk.CSRMatrix` m×k; its values may have batch dimensions (*ba, nnz). A
+            :class:`~sgk.BSRMatrix` goes to :func:`sgk.bsr_spmm` (no bias or activation there).
         b: dense (*bb, k, n) tensor of a's dtype (any strides).
         bias: optional (*bbias, m) tensor added to every column of row i (the paper's SpmmBiasRelu).
         activation: ``None`` or ``"relu"``, fused into the kernel's epilogue.
@@ -120,6 +123,9 @@ def spmm(
     Reference: :func:`sgk.ops.reference.spmm`.
     """
     op = "spmm"
+    if isinstance(a, BSRMatrix):  # block-sparse: the tensor-core path
+        check(bias is None and activation is None, f"{op}(): bias and activation are not supported for a BSRMatrix")
+        return bsr_spmm(a, b, method=method)
     check_csr(op, "a", a)
     check_dense(op, "b", b, dtypes=FLOAT_DTYPES, min_ndim=2)
     check_same_device(op, a=a.values, b=b, bias=bias)
