@@ -2,13 +2,15 @@
 # Device runs, a step list per call. On the GPU machine, in the repo root:
 #   SGK_GIT_SHA=<sha> bash benchmarks/gpu_run.sh tests targets spmm32 ...
 # Steps: tests (pytest -m gpu), targets (benchmarks/targets.py), spmm32, spmm16 (bf16 + fp16),
-# sddmm32, sddmm16 (bf16 + fp16), attention, overhead. Everything lands under $OUT.
+# sddmm32, sddmm16 (bf16 + fp16), attention, decode (bf16), blocksparse (bf16), overhead.
+# Everything lands under $OUT.
 #
 # The DLMC steps need ./.dlmc: a copy of shared/dlmc plus the anchors JSON, git-ignored, named in
 # the call's carry. Here, once:
 #   mkdir -p .dlmc && cp -r ../shared/dlmc/. .dlmc/ && cp ../shared/anchors/dlmc_h100_2026-11-25.json .dlmc/anchors_dlmc_h100_2026-11-25.json
 # Suggested split (each call under the 10-minute command limit; budget the device time first):
 #   call 1: tests targets spmm32        call 2: spmm16 sddmm32        call 3: sddmm16 attention
+#   call 4: decode blocksparse
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-.device_out}; mkdir -p "$OUT"
@@ -30,6 +32,10 @@ for step in "$@"; do
               --out "$OUT/sddmm_dlmc_$dt.json" 2>&1 | tail -12; done ;;
     attention) python3 -m sgk bench attention -q --L 4096,12288 --sparsity 0.9,0.95 --warmup 5 --rep 25 \
               --out "$OUT/attention.json" --plot "$OUT/attention.png" 2>&1 | tail -30 ;;
+    decode) python3 -m sgk bench spmm --suite decode --dtype bf16 --impl sgk,cublas_bf16 --warmup 5 --rep 25 -q \
+              --out "$OUT/decode_bf16.json" --plot "$OUT/decode_bf16.png" 2>&1 | tail -12 ;;
+    blocksparse) python3 -m sgk bench blocksparse --dtype bf16 --impl sgk,cublas,torch_bsr --warmup 5 --rep 25 -q \
+              --out "$OUT/blocksparse_bf16.json" --plot "$OUT/blocksparse_bf16.png" 2>&1 | tail -22 ;;
     *) echo "unknown step $step" ;;
   esac
 done

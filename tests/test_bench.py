@@ -311,3 +311,36 @@ def test_json_provenance(tmp_path):
     assert set(case["speedup"]) == {"cublas", "cusparse"}
     assert loaded["summary"]["all"]["cases"] == 1
     assert loaded["summary"]["rn50"]["speedup"]["cublas"]["count"] == 1
+
+
+def test_decode_and_blocksparse_suites():
+    from sgk.bench.suites import blocksparse_cases, decode_cases, get_cases
+
+    dec = decode_cases()
+    assert len(dec) == 3 * 5 * 5 and {c.n for c in dec} == {1, 8, 16, 32, 64}
+    c = next(c for c in dec if c.m == 4096 and c.k == 14336 and c.level == "0.8" and c.n == 16)
+    assert c.nnz == round(0.2 * 4096 * 14336) and c.group == "decode N=16"
+    assert get_cases("decode", "spmm") == dec
+    bsp = blocksparse_cases()
+    assert len(bsp) == 4 * 4 * 4
+    c = next(c for c in bsp if c.method == "fwd" and c.block_size == 64 and c.level == "0.9")
+    assert c.nnz == round(0.1 * 64 * 64) * 64 * 64 and c.sparsity == pytest.approx(1 - 410 / 4096)
+
+
+def test_spmm_decode_suite_cpu():
+    bench = SpmmBenchmark(suite="decode", dtype="bf16", impl_names=("sgk", "cublas_bf16"), limit=1)
+    (r,) = bench.run(progress=False)
+    assert r.status == "ok" and r.case.n == 1
+
+
+@pytest.mark.parametrize("product", ["fwd", "dsmm", "dgrad", "wgrad"])
+def test_blocksparse_benchmark_cpu(product):
+    """Each product runs and checks on the CPU path; torch's BSR has no dsmm/wgrad form: 'n/a', not a failure."""
+    from sgk.bench import BlockSparseBenchmark
+
+    bench = BlockSparseBenchmark(impl_names=("sgk", "cublas", "torch_bsr"), filter=f"/{product}/0.9/4096x4096_b128", limit=1)
+    (r,) = bench.run(progress=False)
+    assert r.case.method == product and r.case.n == 64  # reduced on the CPU
+    assert r.impls["sgk"].status == "ok" and r.impls["cublas"].status == "ok"
+    assert r.impls["torch_bsr"].status == ("ok" if product in ("fwd", "dgrad") else "n/a")
+    assert r.status == "ok"

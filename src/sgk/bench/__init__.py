@@ -27,6 +27,7 @@ from .report import format_summary, format_table, geomean, plot_speedups, summar
 from .spmm import SpmmBenchmark  # isort: skip  (registration order = order in 'sgk bench --help')
 from .sddmm import SddmmBenchmark  # isort: skip
 from .attention import AttentionBenchmark  # isort: skip
+from .blocksparse import BlockSparseBenchmark  # isort: skip
 from .suites import SUITES, Case, dlmc_cases, get_cases, register_suite, synthetic_cases
 
 __all__ = [

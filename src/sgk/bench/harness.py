@@ -165,7 +165,7 @@ class ImplResult:
     """One implementation on one case."""
 
     name: str
-    status: str  # "ok" | "failed" (check) | "error" (exception)
+    status: str  # "ok" | "failed" (check) | "error" (exception) | "n/a" (no form for this case)
     precision: str | None = None
     ms: float | None = None
     rel_err: float | None = None
@@ -223,7 +223,7 @@ class CaseResult:
         sgk_res = self.impls.get("sgk")
         if sgk_res is not None and sgk_res.status != "ok":
             return sgk_res.status
-        if any(r.status != "ok" for r in self.impls.values()):
+        if any(r.status not in ("ok", "n/a") for r in self.impls.values()):
             return "partial"
         return "ok"
 
@@ -418,6 +418,8 @@ class Benchmark:
     def _run_impl(self, name: str, inputs: Any) -> ImplResult:
         try:
             prepared = self.impls[name].prepare(inputs, self.dtype)
+        except NotImplementedError as e:  # the implementation has no form for this case: not a failure
+            return ImplResult(name, "n/a", message=str(e))
         except Exception as e:  # noqa: BLE001 - one implementation failing must not stop the run
             return ImplResult(name, "error", message=f"prepare: {type(e).__name__}: {e}")
         tol = TOLERANCES[prepared.precision]

@@ -70,7 +70,7 @@ def _fmt_ms(r: "CaseResult", name: str) -> str:
         return "-"
     if ir.ok:
         return f"{ir.ms:.4f}"
-    return "FAIL" if ir.status == "failed" else "ERR"
+    return {"failed": "FAIL", "n/a": "n/a"}.get(ir.status, "ERR")
 
 
 def _fmt_x(v: float | None) -> str:
@@ -155,7 +155,7 @@ def format_failures(bench: "Benchmark") -> str:
         if r.error:
             lines.append(f"{r.case.name}: {r.error}")
         for name, ir in r.impls.items():
-            if ir.status != "ok":
+            if ir.status not in ("ok", "n/a"):
                 lines.append(f"{r.case.name}: {name} {ir.status}: {ir.message}")
     return "\n".join(lines)
 

@@ -98,6 +98,7 @@ class SpmmBenchmark(Benchmark):
         "cusparse": Impl("cusparse", "torch.sparse_csr_tensor @ dense, always fp32 (cuSPARSE SpMM)", _cusparse),
     }
     anchor_columns = {"fp32": ("cusparse32", "sputnik32"), "fp16": ("cusparse32", "sputnik16"), "bf16": ("cusparse32", "sputnik16")}
+    suites = ("synthetic", "dlmc", "decode")
 
     def make_inputs(self, case: Case, matrix: CSRMatrix, generator: torch.Generator) -> SpmmInputs:
         b = torch.randn(case.k, case.n, generator=generator, device=self.torch_device, dtype=torch.float32)

@@ -14,7 +14,18 @@ The dense width ``n`` follows the paper: Transformer matrices at N = 256 and N =
 layers at their output pixel count for batch 1 (``rn50_batchsizes.txt``). For SDDMM the same
 ``n`` is the reduction length of the weight-gradient product (X m×n, Y k×n).
 
-Later suites (``decode``, ``blocksparse``, ...) register a function with :func:`register_suite`.
+Two more are for the regimes beyond the paper (issue: tensor-core sparse paths):
+
+``decode``
+    Memory-bound inference SpMM: weights 8192×8192, 4096×14336 and 14336×4096 at N ∈ {1, 8, 16,
+    32, 64} and uniform sparsity 50-95% (:data:`DECODE_WEIGHTS`, :data:`DECODE_N`,
+    :data:`DECODE_SPARSITIES`); run it in bf16/fp16 against ``cublas_bf16``.
+``blocksparse``
+    A 4096×4096 block-sparse weight at N = 4096, blocks 16-128, block sparsity 50-95%, for each of
+    the four products of a training step (``method``): fwd A·B, dsmm X·A, dgrad Aᵀ·dC, wgrad the
+    block SDDMM (``sgk bench blocksparse``).
+
+Other suites register a function with :func:`register_suite`.
 """
 from __future__ import annotations
 
@@ -41,6 +52,8 @@ __all__ = [
     "RN50_OUTPUT_PIXELS",
     "TRANSFORMER_N",
     "DLMC_MODELS",
+    "decode_cases",
+    "blocksparse_cases",
 ]
 
 TRANSFORMER_N: tuple[int, ...] = (256, 2048)
@@ -74,6 +87,7 @@ class Case:
     row_cv: float | None = None  # target row-length coefficient of variation (synthetic suite)
     group: str = ""  # summary group, e.g. "rn50" or "transformer N=256"
     n_full: int = 0  # n before any reduction for the CPU path (0: same as n)
+    block_size: int = 0  # block-sparse cases: the square block size (0: unstructured)
 
     def __post_init__(self) -> None:
         if not self.group:
@@ -565,6 +579,52 @@ register_suite("synthetic", "DLMC shapes and sparsities, random topologies with 
 )
 register_suite("dlmc", "every .smtx under --dlmc-dir (default $SGK_DLMC_DIR, ./.dlmc, ../shared/dlmc)")(
     lambda op, dlmc_dir=None, **_: dlmc_cases(op, dlmc_dir)
+)
+
+DECODE_WEIGHTS: tuple[tuple[int, int], ...] = ((8192, 8192), (4096, 14336), (14336, 4096))
+"""(m, k) of the decode suite: a square projection and an LLM MLP's up and down projections."""
+DECODE_N: tuple[int, ...] = (1, 8, 16, 32, 64)
+DECODE_SPARSITIES: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95)
+
+
+def decode_cases(op: str = "spmm") -> list[Case]:
+    """The ``decode`` suite (uniform random topologies): every weight × sparsity × N."""
+    cases = []
+    for m, k in DECODE_WEIGHTS:
+        for s in DECODE_SPARSITIES:
+            for n in DECODE_N:
+                nnz = int(round((1.0 - s) * m * k))
+                cases.append(Case("decode", "uniform", f"{s:g}", f"{m}x{k}", m, k, n, nnz, group=f"decode N={n}"))
+    return cases
+
+
+BLOCKSPARSE_SHAPE: tuple[int, int, int] = (4096, 4096, 4096)
+BLOCKSPARSE_BLOCKS: tuple[int, ...] = (16, 32, 64, 128)
+BLOCKSPARSE_SPARSITIES: tuple[float, ...] = (0.5, 0.7, 0.9, 0.95)
+BLOCKSPARSE_PRODUCTS: tuple[str, ...] = ("fwd", "dsmm", "dgrad", "wgrad")
+
+
+def blocksparse_cases(op: str = "blocksparse") -> list[Case]:
+    """The ``blocksparse`` suite: product × block size × block sparsity on a 4096×4096 weight at
+    N = 4096. ``nnz`` counts stored entries (kept blocks × bs²)."""
+    m, k, n = BLOCKSPARSE_SHAPE
+    cases = []
+    for product in BLOCKSPARSE_PRODUCTS:
+        for bs in BLOCKSPARSE_BLOCKS:
+            for s in BLOCKSPARSE_SPARSITIES:
+                blocks = (m // bs) * (k // bs)
+                nnz = int(round((1.0 - s) * blocks)) * bs * bs
+                cases.append(
+                    Case("blocksparse", product, f"{s:g}", f"{m}x{k}_b{bs}", m, k, n, nnz, group=f"{product} b{bs}", block_size=bs)
+                )
+    return cases
+
+
+register_suite("decode", "memory-bound SpMM: 8192², 4096×14336, 14336×4096 weights, N 1-64, sparsity 50-95% (uniform)")(
+    lambda op, **_: decode_cases(op)
+)
+register_suite("blocksparse", "4096² block-sparse weight, N = 4096, blocks 16-128, 50-95%: fwd, dsmm, dgrad, wgrad")(
+    lambda op, **_: blocksparse_cases(op)
 )
 
 
