@@ -77,7 +77,7 @@ def _add_bench_arguments(p: argparse.ArgumentParser, cls) -> None:
         "--suite",
         choices=suites,
         default=suites[0],
-        help="; ".join(f"{s}: {SUITES[s][1]}" for s in suites) + f" (default {suites[0]})",
+        help="; ".join(f"{s}: {SUITES[s][1]}" for s in suites).replace("%", "%%") + f" (default {suites[0]})",
     )
     p.add_argument("--dlmc-dir", metavar="PATH", help="DLMC directory for --suite dlmc ({model}/{method}/{sparsity}/*.smtx)")
     p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="precision of sgk and of 'cublas' (default fp32)")
