@@ -139,6 +139,29 @@ class Topology:
             t.row_swizzle, t.row_indices  # noqa: B018
         return self
 
+    @staticmethod
+    def block_diagonal(topologies: Sequence["Topology"]) -> "Topology":
+        """The (Σm)×(Σk) topology with ``topologies`` on its diagonal (see CSRMatrix.block_diagonal)."""
+        op = "CSRMatrix.block_diagonal()"
+        dev = topologies[0].device
+        row_parts = [torch.zeros(1, dtype=torch.int64, device=dev)]
+        col_parts = []
+        nnz_base = row_base = col_base = 0
+        for i, t in enumerate(topologies):
+            check(t.device == dev, f"{op}: pattern {i} is on {t.device}, pattern 0 on {dev}")
+            row_parts.append(t.row_offsets[1:].to(torch.int64) + nnz_base)
+            col_parts.append(t.column_indices.to(torch.int64) + col_base)
+            nnz_base += t.nnz
+            row_base += t.shape[0]
+            col_base += t.shape[1]
+        check(
+            max(nnz_base, row_base, col_base) <= INT32_MAX,
+            f"{op}: the block-diagonal matrix ({row_base}×{col_base}, nnz {nnz_base}) exceeds int32 indexing",
+        )
+        offsets = torch.cat(row_parts).to(torch.int32)
+        cols = torch.cat(col_parts).to(torch.int32) if col_parts else torch.zeros(0, dtype=torch.int32, device=dev)
+        return Topology(offsets, cols, (row_base, col_base))
+
     def to(self, device: torch.device) -> "Topology":
         device = torch.device(device)
         if device == self.device:
@@ -437,6 +460,34 @@ class CSRMatrix:
         offsets[1:] = torch.cumsum(torch.bincount(rows, minlength=m), 0)
         values = x[..., rows, cols]
         return cls(offsets, cols, values, (m, k))
+
+    @classmethod
+    def block_diagonal(cls, matrices: Sequence["CSRMatrix"]) -> "CSRMatrix":
+        """One block-diagonal CSRMatrix from several: the per-sample topology form.
+
+        ``B`` patterns of shape m×k (e.g. one attention topology per sample) become one
+        (B·m)×(B·k) matrix whose diagonal block i is ``matrices[i]``. Every op then handles the
+        whole batch in one launch on operands stacked along rows: ``spmm(a, b.reshape(B·k, n))``
+        gives the B products stacked as (B·m, n), ``sddmm(x.reshape(B·m, d), y.reshape(B·k, d),
+        a)`` the B samplings, ``sparse_softmax`` is row-wise already, and the row swizzle balances
+        rows across samples. Values must share their batch shape (e.g. heads).
+        """
+        op = "CSRMatrix.block_diagonal()"
+        mats = list(matrices)
+        check(len(mats) > 0, f"{op}: expected at least one CSRMatrix")
+        for i, a in enumerate(mats):
+            check(isinstance(a, CSRMatrix), f"{op}: matrices[{i}] must be an sgk.CSRMatrix, got {type(a).__name__}", TypeError)
+        first = mats[0]
+        for i, a in enumerate(mats[1:], 1):
+            check(a.device == first.device, f"{op}: matrices[{i}] is on {a.device}, matrices[0] on {first.device}")
+            check(a.dtype == first.dtype, f"{op}: matrices[{i}] has dtype {a.dtype}, matrices[0] {first.dtype}", TypeError)
+            check(
+                a.batch_shape == first.batch_shape,
+                f"{op}: every matrix needs the same values batch shape, matrices[{i}] has {a.batch_shape}, "
+                f"matrices[0] {first.batch_shape}",
+            )
+        topo = Topology.block_diagonal([a.topology for a in mats])
+        return cls._make(topo, torch.cat([a.values for a in mats], dim=-1))
 
     @classmethod
     def from_torch(cls, t: torch.Tensor) -> "CSRMatrix":
