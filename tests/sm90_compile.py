@@ -53,11 +53,15 @@ def variants():
                 cfg_1d = spmm_mod.SpmmConfig(4, 4, 128, 2, 1, "1d")
                 yield (f"spmm-1d {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_1d_kernel, types,
                        {"ROWS": cfg_1d.rows, "BLOCK_K": cfg_1d.block_k, "BLOCK_N": cfg_1d.block_n, "EVEN_N": not has_bias,
-                        "HAS_BIAS": has_bias, "RELU": relu}, cfg_1d.num_warps, cfg_1d.num_stages)
+                        "HAS_BIAS": has_bias, "RELU": relu, "SPLIT_K": 1}, cfg_1d.num_warps, cfg_1d.num_stages)
+            if n == 16 and not has_bias:  # split-K: partial sums added atomically into an fp32 C
+                yield (f"spmm-1d-splitk {dt} n={n}", spmm_mod._spmm_1d_kernel, {**types, "c_ptr": "*fp32"},
+                       {"ROWS": 4, "BLOCK_K": 8, "BLOCK_N": 16, "EVEN_N": True, "HAS_BIAS": False, "RELU": False,
+                        "SPLIT_K": 4}, 1, 1)
             if cfg.kind == "1d":
                 yield (f"spmm-1d {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_1d_kernel, types,
                        {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": True,
-                        "HAS_BIAS": has_bias, "RELU": relu}, cfg.num_warps, cfg.num_stages)
+                        "HAS_BIAS": has_bias, "RELU": relu, "SPLIT_K": 1}, cfg.num_warps, cfg.num_stages)
             else:
                 yield (f"spmm {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_kernel, types,
                        {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n,

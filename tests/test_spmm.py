@@ -249,6 +249,35 @@ def test_padding_never_reads_into_results(kernel_device):
         assert torch.isfinite(c).all(), f"config {cfg}: padding read row 0 of B into a result"
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("split_k, rows", [(3, 1), (4, 4)])
+def test_split_k(kernel_device, dtype, split_k, rows):
+    """Split-K: rows shorter than the number of splits (empty chunks), a partial last program,
+    batched values, the epilogue (bias, ReLU, cast) applied after the atomic partial sums."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(73)
+    lengths = [9, 0, 17, 2, 8, 1, 25, 12, 6]
+    a = csr_from_lengths(lengths, 30, g, batch=(2,), dtype=dtype, device=kernel_device)
+    b = randn(30, 20, g=g, dtype=dtype, device=kernel_device)
+    bias = randn(2, 9, g=g, dtype=dtype, device=kernel_device)
+    cfg = kmod.SpmmConfig(rows, 4, 16, 1, 1, "1d", split_k)
+    c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values, b[None], bias, True, config=cfg)
+    assert c.dtype == dtype
+    _check(c, a, b, bias, relu=True, dtype=dtype)
+
+
+def test_deterministic_mode_excludes_split_k():
+    from sgk.kernels import spmm as kmod
+
+    assert any(c.split_k > 1 for c in kmod.candidates(512, 49, 512 * 400))
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert all(c.split_k == 1 for n in (8, 49, 256, 4096) for c in kmod.candidates(512, n, 512 * 400))
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
 def _noncontiguous_b(kind, k, n, g, device):
     if kind == "transposed":
         return randn(n, k, g=g, device=device).t()

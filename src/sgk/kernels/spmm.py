@@ -133,16 +133,24 @@ def _spmm_1d_kernel(
     EVEN_N: tl.constexpr,  # n % BLOCK_N == 0: no column mask on B
     HAS_BIAS: tl.constexpr,
     RELU: tl.constexpr,
+    SPLIT_K: tl.constexpr = 1,  # > 1: each row's nonzeros in SPLIT_K chunks, atomically added into fp32 C
 ):
     pid_r = tl.program_id(0)
     pid_n = tl.program_id(1)
     pid_b = tl.program_id(2).to(tl.int64)
+    if SPLIT_K > 1:
+        split = pid_r % SPLIT_K
+        pid_r = pid_r // SPLIT_K
 
     slot = pid_r * ROWS + tl.arange(0, ROWS)
     row_ok = slot < m
     rows = tl.load(row_swizzle_ptr + slot, mask=row_ok, other=0)
     starts = tl.load(row_offsets_ptr + rows, mask=row_ok, other=0)
     ends = tl.load(row_offsets_ptr + rows + 1, mask=row_ok, other=0)
+    if SPLIT_K > 1:  # this program's chunk of each row
+        chunk = (ends - starts + SPLIT_K - 1) // SPLIT_K
+        starts = tl.minimum(starts + split * chunk, ends)
+        ends = tl.minimum(starts + chunk, ends)
     lengths = ends - starts
     longest = tl.max(lengths, axis=0)
     # Slots past m (the last program) do not bound the unmasked loop: their loads there read
@@ -179,18 +187,23 @@ def _spmm_1d_kernel(
                 other=0.0,
             )
             acc += val[:, None] * bt.to(tl.float32)
-    if HAS_BIAS:
-        acc += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
-    if RELU:
-        acc = tl.maximum(acc, 0.0)
     c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
-    tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
+    if SPLIT_K > 1:  # partial sums: the launcher zeroes C (fp32) and applies the epilogue after
+        tl.atomic_add(c_ptrs, acc, mask=row_ok[:, None] & mask_n[None, :])
+    else:
+        if HAS_BIAS:
+            acc += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
+        if RELU:
+            acc = tl.maximum(acc, 0.0)
+        tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
 
 
 @dataclass(frozen=True)
 class SpmmConfig:
     """One launch configuration. ``kind`` picks the kernel family ("tile" or "1d"); for "1d",
-    ``block_k`` is the unroll depth of the nonzero loop."""
+    ``block_k`` is the unroll depth of the nonzero loop and ``split_k`` > 1 splits each row's
+    nonzeros over that many programs (partial sums added atomically in fp32: not bitwise
+    reproducible, so never chosen under ``torch.use_deterministic_algorithms``)."""
 
     rows: int
     block_k: int
@@ -198,6 +211,7 @@ class SpmmConfig:
     num_warps: int
     num_stages: int = 1
     kind: str = "tile"
+    split_k: int = 1
 
 
 def _t(rows, block_k, block_n, warps, stages=1):
@@ -206,6 +220,10 @@ def _t(rows, block_k, block_n, warps, stages=1):
 
 def _d(rows, block_k, block_n, warps, stages=1):
     return SpmmConfig(rows, block_k, block_n, warps, stages, "1d")
+
+
+def _s(rows, block_k, block_n, warps, stages, split_k):
+    return SpmmConfig(rows, block_k, block_n, warps, stages, "1d", split_k)
 
 
 # Candidate lists by regime, the heuristic default first. Sources: the 48-configuration sweep of the
@@ -220,7 +238,11 @@ _SMALL_N_FP32 = [_d(1, 8, 64, 1), _d(2, 8, 64, 1), _d(1, 4, 128, 1), _t(8, 32, 3
 _SMALL_N_HALF = [_d(1, 8, 64, 1), _t(4, 32, 32, 4, 2), _t(1, 4, 128, 8, 1), _d(2, 8, 64, 1), _d(1, 4, 128, 1),
                  _t(2, 32, 32, 8, 2), _d(1, 8, 32, 1)]
 _TINY_N = [_t(4, 32, 16, 4, 1), _t(8, 16, 16, 4, 1), _t(2, 32, 16, 2, 1), _t(4, 64, 16, 4, 1), _t(16, 16, 16, 8, 1),
-           _d(4, 8, 16, 1), _d(8, 8, 16, 1)]
+           _d(4, 8, 16, 1), _d(8, 8, 16, 1), _t(4, 32, 16, 4, 3), _t(8, 64, 16, 8, 2)]
+# Split-K (not yet measured): for few, long rows — the ResNet-50 layers at batch-1 widths (m = 512-2048
+# rows of 400-900 nonzeros at N = 49-196) and decode shapes leave most of the 132 SMs idle otherwise.
+_SPLIT_SMALL_N = [_s(1, 8, 64, 1, 1, 4), _s(2, 8, 64, 1, 1, 8), _s(1, 8, 32, 1, 1, 8)]
+_SPLIT_TINY_N = [_s(4, 8, 16, 1, 1, 4), _s(8, 8, 16, 2, 1, 8)]
 
 
 def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32) -> list[SpmmConfig]:
@@ -232,10 +254,11 @@ def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32) -> 
     2048 Transformer shape in fp32. The tuner times the list once per bucketed key.
     """
     half = dtype in (torch.float16, torch.bfloat16)
+    split = not torch.are_deterministic_algorithms_enabled()
     if n <= 16:
-        return list(_TINY_N)
+        return list(_TINY_N) + (list(_SPLIT_TINY_N) if split else [])
     if n < 1024:
-        return list(_SMALL_N_HALF if half else _SMALL_N_FP32)
+        return list(_SMALL_N_HALF if half else _SMALL_N_FP32) + (list(_SPLIT_SMALL_N) if split else [])
     return list(_LARGE_N_HALF if half else _LARGE_N_FP32)
 
 
@@ -253,6 +276,7 @@ def tuning_key(m: int, n: int, nnz: int, batch: int, dtype: torch.dtype) -> tupl
     of two (capped), so a changing nnz or N does not re-tune every step."""
     return (
         dtype,
+        torch.are_deterministic_algorithms_enabled(),  # split-K candidates only when nondeterminism is allowed
         min(pow2_bucket(n), 8192),
         min(pow2_bucket(nnz / max(m, 1)), 1024),
         min(pow2_bucket(m * batch), 1 << 16),
@@ -283,7 +307,7 @@ def spmm(
     if c.numel() == 0:
         return c
     if config is None:
-        exact = (m, n, nnz, batch, b.dtype, b.device)
+        exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled())
         config = _CHOSEN.get(exact)
         if config is None:
             run = lambda cfg: _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)  # noqa: E731
@@ -295,18 +319,39 @@ def spmm(
 
 
 def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c) -> None:
+    if cfg.split_k > 1:
+        _launch_split(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)
+        return
+    _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)
+
+
+def _launch_split(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c) -> None:
+    """Split-K: partial sums added atomically into a zeroed fp32 buffer (C itself when C is fp32),
+    then the epilogue (bias, ReLU, cast) as tensor operations."""
+    acc = c if c.dtype == torch.float32 else torch.empty(c.shape, dtype=torch.float32, device=c.device)
+    acc.zero_()
+    _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, None, False, acc)
+    if bias is not None:
+        acc += bias.to(torch.float32)[:, :, None]
+    if relu:
+        acc.relu_()
+    if acc is not c:
+        c.copy_(acc)
+
+
+def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c) -> None:
     m, n, batch = c.shape[1], c.shape[2], c.shape[0]
     stride_vb = values.stride(0) if values.shape[0] > 1 else 0
     stride_bb = b.stride(0) if b.shape[0] > 1 else 0
     stride_biasb = (bias.stride(0) if bias.shape[0] > 1 else 0) if bias is not None else 0
-    grid_r = triton.cdiv(m, cfg.rows)
+    grid_r = triton.cdiv(m, cfg.rows) * cfg.split_k
     grid_n = triton.cdiv(n, cfg.block_n)
     if grid_n > MAX_GRID_YZ:
         raise ValueError(f"spmm(): n = {n} needs {grid_n} column tiles, more than the {MAX_GRID_YZ} a launch allows")
     if cfg.kind == "1d":
         kernel = _spmm_1d_kernel
         constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": n % cfg.block_n == 0,
-                      "HAS_BIAS": bias is not None, "RELU": relu}
+                      "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT_K": cfg.split_k}
     else:
         kernel = _spmm_kernel
         constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "HAS_BIAS": bias is not None, "RELU": relu}
