@@ -20,13 +20,17 @@ import torch
 _COMPILED: dict[tuple, Any] = {}
 
 
+_INT_MIN, _INT_MAX = -(2**31), 2**31
+
+
 def _spec(a: Any) -> Any:
-    if isinstance(a, torch.Tensor):
-        return (a.dtype, a.get_device(), a.data_ptr() % 16 == 0)
-    if isinstance(a, bool):
+    t = type(a)
+    if t is int:  # the most common kind first (sizes, strides): 1, divisible by 16, int32 or not
+        return 2 if a == 1 else (1 if a % 16 == 0 else 0) + (4 if _INT_MIN <= a < _INT_MAX else 8)
+    if t is torch.Tensor or isinstance(a, torch.Tensor):
+        return (a.dtype, a.get_device(), a.data_ptr() & 15 == 0)
+    if t is bool:
         return ("b", a)
-    if isinstance(a, int):
-        return ("i", a == 1, a % 16 == 0, -(2**31) <= a < 2**31)
     if isinstance(a, float):
         return "f"
     return (type(a), a)

@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import MAX_GRID_YZ
+from ._common import MAX_GRID_YZ, cdiv, next_power_of_2
 from ._launch import launch
 from ._tuning import BucketTuner, pow2_bucket
 
@@ -176,7 +176,7 @@ def spmm_candidates(bs: int, n: int, dtype: torch.dtype) -> list[BsrSpmmConfig]:
     cands = [BsrSpmmConfig(128, 4, 3), BsrSpmmConfig(wide, 8, 3), BsrSpmmConfig(64, 4, 4), BsrSpmmConfig(128, 8, 2),
              BsrSpmmConfig(64, 4, 2), BsrSpmmConfig(32, 4, 2)]
     if n <= 64:
-        cands = [BsrSpmmConfig(max(16, min(64, triton.next_power_of_2(n))), 4, 3)] + cands
+        cands = [BsrSpmmConfig(max(16, min(64, next_power_of_2(n))), 4, 3)] + cands
     fits = [c for c in dict.fromkeys(cands) if c.num_stages * (bs * bs + bs * c.block_n) * _elem(dtype) <= _SMEM_BUDGET]
     return fits or [BsrSpmmConfig(32, 4, 1)]
 
@@ -187,7 +187,7 @@ def sddmm_candidates(bs: int, d: int, dtype: torch.dtype) -> list[BsrSddmmConfig
     cands = [BsrSddmmConfig(64, 4, 3), BsrSddmmConfig(32, 4, 3), BsrSddmmConfig(128, 8, 3), BsrSddmmConfig(64, 8, 4),
              BsrSddmmConfig(32, 4, 2)]
     if d <= 32:
-        cands = [BsrSddmmConfig(max(16, triton.next_power_of_2(d)), 4, 2)] + cands
+        cands = [BsrSddmmConfig(max(16, next_power_of_2(d)), 4, 2)] + cands
     fits = [c for c in dict.fromkeys(cands) if c.num_stages * 2 * bs * c.block_d * _elem(dtype) <= _SMEM_BUDGET]
     return fits or [BsrSddmmConfig(16, 4, 1)]
 
@@ -242,7 +242,7 @@ def _launch_spmm(cfg: BsrSpmmConfig, row_offsets, column_indices, row_swizzle, b
     stride_bb = b.stride(0) if b.shape[0] > 1 else 0
     # Aᵀ's block j is the stored block perm[j], transposed: swap the in-block strides.
     stride_vr, stride_vc = (values.stride(3), values.stride(2)) if block_perm is not None else (values.stride(2), values.stride(3))
-    grid_n = triton.cdiv(n, cfg.block_n)
+    grid_n = cdiv(n, cfg.block_n)
     if grid_n > MAX_GRID_YZ:
         raise ValueError(f"bsr_spmm(): n = {n} needs {grid_n} column tiles, more than the {MAX_GRID_YZ} a launch allows")
     constexprs = {"BS": bs, "BLOCK_N": cfg.block_n, "HAS_PERM": block_perm is not None, "EVEN_N": n % cfg.block_n == 0,

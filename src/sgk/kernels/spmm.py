@@ -31,7 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import MAX_GRID_YZ
+from ._common import MAX_GRID_YZ, cdiv
 from ._launch import launch
 from ._tuning import BucketTuner, pow2_bucket
 
@@ -344,8 +344,8 @@ def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, valu
     stride_vb = values.stride(0) if values.shape[0] > 1 else 0
     stride_bb = b.stride(0) if b.shape[0] > 1 else 0
     stride_biasb = (bias.stride(0) if bias.shape[0] > 1 else 0) if bias is not None else 0
-    grid_r = triton.cdiv(m, cfg.rows) * cfg.split_k
-    grid_n = triton.cdiv(n, cfg.block_n)
+    grid_r = cdiv(m, cfg.rows) * cfg.split_k
+    grid_n = cdiv(n, cfg.block_n)
     if grid_n > MAX_GRID_YZ:
         raise ValueError(f"spmm(): n = {n} needs {grid_n} column tiles, more than the {MAX_GRID_YZ} a launch allows")
     if cfg.kind == "1d":
