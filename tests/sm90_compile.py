@@ -30,12 +30,42 @@ PTR = {"fp32": "*fp32", "fp16": "*fp16", "bf16": "*bf16"}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def _compile(fn, types: dict[str, str], constexprs: dict[str, object], num_warps: int = 4, num_stages: int = 1):
+def _compile(fn, types: dict[str, str], constexprs: dict[str, object], num_warps: int = 4, num_stages: int = 1,
+             divisible: tuple[str, ...] = ()):
+    """Compile for sm_90. ``divisible``: arguments specialized as multiples of 16 (pointers 16-byte
+    aligned), as Triton specializes them at run time when they are."""
     signature = {}
     for name in fn.arg_names:
         signature[name] = "constexpr" if name in constexprs else types[name]
-    src = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
+    attrs = {(fn.arg_names.index(a),): [["tt.divisibility", 16]] for a in divisible}
+    src = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
     return triton.compile(src, target=TARGET, options={"num_warps": num_warps, "num_stages": num_stages})
+
+
+def vector_checks():
+    """Gathers that must compile to 16-byte loads (ld.global.v4) when the operands allow it: rows
+    of B in SpMM and rows of Y in SDDMM, contiguous (unit stride, a constant Triton specializes),
+    16-byte aligned, with strides that are multiples of 16 (an unbatched operand's batch stride
+    is 0). A lost vectorization costs up to 4x in load instructions on the gather-bound paths."""
+    spmm_types = {
+        "row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32", "m": "i32", "n": "i32",
+        "stride_vb": "i64", "stride_bb": "i64", "stride_bk": "i32", "stride_biasb": "i64", "stride_cb": "i64", "stride_cm": "i32",
+    }
+    spmm_div = ("row_offsets_ptr", "column_indices_ptr", "row_swizzle_ptr", "values_ptr", "b_ptr", "bias_ptr", "c_ptr",
+                "n", "stride_vb", "stride_bb", "stride_bk", "stride_biasb", "stride_cb", "stride_cm")
+    unit = {"stride_bn": 1, "stride_cn": 1, "HAS_BIAS": False, "RELU": False}
+    sddmm_types = {"row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32", "d": "i32",
+                   "stride_xb": "i64", "stride_xm": "i32", "stride_yb": "i64", "stride_yk": "i32", "stride_ob": "i64"}
+    sddmm_div = ("row_offsets_ptr", "column_indices_ptr", "row_swizzle_ptr", "x_ptr", "y_ptr", "out_ptr", "d",
+                 "stride_xb", "stride_xm", "stride_yb", "stride_yk", "stride_ob")
+    for dt in ("fp32", "bf16"):
+        ptrs = {k: PTR[dt] for k in ("values_ptr", "b_ptr", "bias_ptr", "c_ptr")}
+        yield (f"spmm tile {dt}", spmm_mod._spmm_kernel, {**spmm_types, **ptrs},
+               {**unit, "ROWS": 8, "BLOCK_K": 8, "BLOCK_N": 32}, 2, 3, spmm_div)
+        yield (f"spmm 1d {dt}", spmm_mod._spmm_1d_kernel, {**spmm_types, **ptrs},
+               {**unit, "ROWS": 4, "BLOCK_K": 4, "BLOCK_N": 128, "EVEN_N": True, "SPLIT_K": 1}, 2, 1, spmm_div)
+        yield (f"sddmm whole-row {dt}", sddmm_mod._sddmm_kernel, {**sddmm_types, **{k: PTR[dt] for k in ("x_ptr", "y_ptr", "out_ptr")}},
+               {"stride_xd": 1, "stride_yd": 1, "BLOCK_NZ": 32, "BLOCK_D": 128, "SINGLE_D": True, "EVEN_D": True}, 1, 1, sddmm_div)
 
 
 def variants():
@@ -125,6 +155,20 @@ def main(argv: list[str]) -> int:
                 continue
             print(f"ok    {name:40s} {time.perf_counter() - t0:5.1f}s  shared={kernel.metadata.shared}")
         except Exception as exc:  # report every failure, then fail
+            failures += 1
+            print(f"FAIL  {name:40s} {type(exc).__name__}: {str(exc)[:500]}")
+    for name, fn, types, constexprs, warps, stages, divisible in vector_checks():
+        if only not in name:
+            continue
+        try:
+            ptx = _compile(fn, types, constexprs, warps, stages, divisible).asm["ptx"]
+            wide = ptx.count("ld.global.v4.") + ptx.count("ld.global.nc.v4.")
+            if not wide:
+                failures += 1
+                print(f"FAIL  {name:40s} no 16-byte global loads in the PTX (the gathers lost their vectorization)")
+            else:
+                print(f"ok    {name:40s} {wide} 16-byte loads")
+        except Exception as exc:
             failures += 1
             print(f"FAIL  {name:40s} {type(exc).__name__}: {str(exc)[:500]}")
     return 1 if failures else 0
