@@ -84,6 +84,12 @@ def variants():
                 yield (f"spmm-1d {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_1d_kernel, types,
                        {"ROWS": cfg_1d.rows, "BLOCK_K": cfg_1d.block_k, "BLOCK_N": cfg_1d.block_n, "EVEN_N": not has_bias,
                         "HAS_BIAS": has_bias, "RELU": relu, "SPLIT_K": 1}, cfg_1d.num_warps, cfg_1d.num_stages)
+            if n == 16 and has_bias:  # compact (16-bit) column indices, both kernel families
+                yield (f"spmm-compact {dt} n={n}", spmm_mod._spmm_kernel, {**types, "column_indices_ptr": "*i16"},
+                       {"ROWS": 4, "BLOCK_K": 32, "BLOCK_N": 16, "HAS_BIAS": True, "RELU": True}, 4, 3)
+                yield (f"spmm-1d-compact {dt} n={n}", spmm_mod._spmm_1d_kernel, {**types, "column_indices_ptr": "*i16"},
+                       {"ROWS": 1, "BLOCK_K": 8, "BLOCK_N": 64, "EVEN_N": False, "HAS_BIAS": True, "RELU": True,
+                        "SPLIT_K": 1}, 1, 1)
             if n == 16 and not has_bias:  # split-K: partial sums added atomically into an fp32 C
                 yield (f"spmm-1d-splitk {dt} n={n}", spmm_mod._spmm_1d_kernel, {**types, "c_ptr": "*fp32"},
                        {"ROWS": 4, "BLOCK_K": 8, "BLOCK_N": 16, "EVEN_N": True, "HAS_BIAS": False, "RELU": False,

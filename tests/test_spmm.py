@@ -192,9 +192,9 @@ def _all_candidates(kmod):
     if not hasattr(kmod, "candidates"):
         return [kmod.default_config(64, 256, 64 * 8)]
     seen = []
-    for n in (8, 256, 4096):
+    for n in (8, 48, 256, 4096):
         for dtype in (torch.float32, torch.float16):
-            for cfg in kmod.candidates(64, n, 64 * 8, dtype):
+            for cfg in kmod.candidates(64, n, 64 * 8, dtype, compact=True):
                 if cfg not in seen:
                     seen.append(cfg)
     return seen
@@ -211,8 +211,11 @@ def test_every_candidate_config(kernel_device):
     b = randn(64, 40, g=g, device=kernel_device)
     bias = randn(13, g=g, device=kernel_device)
     expected = dense_spmm(a, b, bias, relu=True)
+    compact = a.topology.column_indices16
+    assert compact is not None and compact.dtype == torch.int16
     for cfg in _all_candidates(kmod):
-        c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], bias[None], True, config=cfg)
+        c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], bias[None], True, config=cfg,
+                      column_indices16=compact)
         assert_close(c[0], expected, torch.float32, 64, msg=f"config {cfg}:")
 
 
@@ -245,7 +248,8 @@ def test_padding_never_reads_into_results(kernel_device):
     b = randn(20, 24, g=g, device=kernel_device)
     b[0] = float("inf")
     for cfg in _all_candidates(kmod):
-        c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], None, False, config=cfg)
+        c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], None, False, config=cfg,
+                      column_indices16=a.topology.column_indices16)
         assert torch.isfinite(c).all(), f"config {cfg}: padding read row 0 of B into a result"
 
 
@@ -265,6 +269,24 @@ def test_split_k(kernel_device, dtype, split_k, rows):
     c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values, b[None], bias, True, config=cfg)
     assert c.dtype == dtype
     _check(c, a, b, bias, relu=True, dtype=dtype)
+
+
+def test_compact_indices():
+    """16-bit indices exist up to k = 32767 and are offered only at N <= 64; a compact
+    configuration without them is refused, not run on the wrong indices."""
+    from sgk.kernels import spmm as kmod
+
+    small = sgk.CSRMatrix.random(4, 32767, 0.999, generator=gen(74))
+    assert small.topology.column_indices16 is not None
+    assert torch.equal(small.topology.column_indices16.long(), small.column_indices.long())
+    assert sgk.CSRMatrix.random(4, 32768, 0.999, generator=gen(74)).topology.column_indices16 is None
+    assert any(c.compact for c in kmod.candidates(64, 16, 512, torch.bfloat16, compact=True))
+    assert not any(c.compact for c in kmod.candidates(64, 16, 512, torch.bfloat16, compact=False))
+    assert not any(c.compact for c in kmod.candidates(64, 256, 512, torch.bfloat16, compact=True))
+    a = sgk.CSRMatrix.random(8, 16, 0.5, generator=gen(75))
+    cfg = dataclasses.replace(kmod.candidates(8, 16, a.nnz, compact=True)[0], compact=True)
+    with pytest.raises(ValueError, match="needs the 16-bit column indices"):
+        kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], torch.randn(1, 16, 16), config=cfg)
 
 
 def test_deterministic_mode_excludes_split_k():

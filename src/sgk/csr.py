@@ -95,6 +95,14 @@ class Topology:
         return self._cached("row_indices", make)
 
     @property
+    def column_indices16(self) -> torch.Tensor | None:
+        """The column indices as int16 (nnz) when k <= 32767, else None: the SpMM kernels' compact
+        form where the matrix's own bytes are the cost (a bf16 nonzero is then 4 bytes, not 6)."""
+        if self.shape[1] > 32767:
+            return None
+        return self._cached("column_indices16", lambda: self.column_indices.to(torch.int16))
+
+    @property
     def max_row_length(self) -> int:
         """Length of the longest row (host int; computed once, one device sync)."""
         return self._cached("max_row_length", lambda: int(self.row_lengths.max()) if self.shape[0] > 0 else 0)

@@ -25,6 +25,7 @@ batch stride 0. All pointer offsets that can exceed 2**31 are computed in int64.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -212,6 +213,7 @@ class SpmmConfig:
     num_stages: int = 1
     kind: str = "tile"
     split_k: int = 1
+    compact: bool = False  # read 16-bit column indices (k <= 32767): 4 instead of 6 bytes a bf16 nonzero
 
 
 def _t(rows, block_k, block_n, warps, stages=1):
@@ -243,9 +245,12 @@ _TINY_N = [_t(4, 32, 16, 4, 1), _t(8, 16, 16, 4, 1), _t(2, 32, 16, 2, 1), _t(4, 
 # rows of 400-900 nonzeros at N = 49-196) and decode shapes leave most of the 132 SMs idle otherwise.
 _SPLIT_SMALL_N = [_s(1, 8, 64, 1, 1, 4), _s(2, 8, 64, 1, 1, 8), _s(1, 8, 32, 1, 1, 8)]
 _SPLIT_TINY_N = [_s(4, 8, 16, 1, 1, 4), _s(8, 8, 16, 2, 1, 8)]
+# 16-bit indices (not yet measured) where the weights' bytes are the cost: N <= 64.
+_COMPACT_TINY_N = [dataclasses.replace(c, compact=True) for c in (_TINY_N[0], _TINY_N[7], _SPLIT_TINY_N[0])]
+_COMPACT_SMALL_N = [dataclasses.replace(c, compact=True) for c in (_SMALL_N_HALF[0], _SMALL_N_HALF[1], _SPLIT_SMALL_N[0])]
 
 
-def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32) -> list[SpmmConfig]:
+def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32, compact: bool = False) -> list[SpmmConfig]:
     """Candidate configurations by N regime and dtype, the measured heuristic first.
 
     Tile sweep: small tiles over K with several swizzled rows per program won at large N, long
@@ -256,10 +261,13 @@ def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32) -> 
     half = dtype in (torch.float16, torch.bfloat16)
     split = not torch.are_deterministic_algorithms_enabled()
     if n <= 16:
-        return list(_TINY_N) + (list(_SPLIT_TINY_N) if split else [])
-    if n < 1024:
-        return list(_SMALL_N_HALF if half else _SMALL_N_FP32) + (list(_SPLIT_SMALL_N) if split else [])
-    return list(_LARGE_N_HALF if half else _LARGE_N_FP32)
+        cands = list(_TINY_N) + list(_SPLIT_TINY_N) + (list(_COMPACT_TINY_N) if compact else [])
+    elif n < 1024:
+        cands = list(_SMALL_N_HALF if half else _SMALL_N_FP32) + list(_SPLIT_SMALL_N)
+        cands += list(_COMPACT_SMALL_N) if compact and n <= 64 else []
+    else:
+        cands = list(_LARGE_N_HALF if half else _LARGE_N_FP32)
+    return [c for c in cands if split or c.split_k == 1]
 
 
 def default_config(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32) -> SpmmConfig:
@@ -293,11 +301,13 @@ def spmm(
     relu: bool = False,
     out_dtype: torch.dtype | None = None,
     config: SpmmConfig | None = None,
+    column_indices16: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Launch SpMM. Shapes (already validated and flattened by sgk.ops):
 
     values (V, nnz) with V == 1 or the batch; b (Bb, k, n) with Bb == 1 or the batch;
     bias (Vb, m) or None; returns C (batch, m, n) of ``out_dtype`` (default b.dtype).
+    ``column_indices16``: the same indices as int16 (k <= 32767), for the compact configurations.
     """
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
@@ -307,18 +317,25 @@ def spmm(
     if c.numel() == 0:
         return c
     if config is None:
-        exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled())
+        compact = column_indices16 is not None
+        exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled(), compact)
         config = _CHOSEN.get(exact)
         if config is None:
-            run = lambda cfg: _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)  # noqa: E731
-            key = tuning_key(m, n, nnz, batch, b.dtype)
-            config = _TUNER.choose(key, candidates(m, n, nnz, b.dtype), run, b.device)
+            def run(cfg):
+                _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16)
+
+            key = (*tuning_key(m, n, nnz, batch, b.dtype), compact)
+            config = _TUNER.choose(key, candidates(m, n, nnz, b.dtype, compact), run, b.device)
             _CHOSEN[exact] = config
-    _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)
+    _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16)
     return c
 
 
-def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c) -> None:
+def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16=None) -> None:
+    if cfg.compact:
+        if column_indices16 is None:
+            raise ValueError("spmm(): a compact configuration needs the 16-bit column indices (k <= 32767)")
+        column_indices = column_indices16
     if cfg.split_k > 1:
         _launch_split(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)
         return

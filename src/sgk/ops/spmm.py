@@ -32,6 +32,8 @@ def _spmm_raw(
     backend: str,
 ) -> torch.Tensor:
     """C (*batch, m, n) from unflattened operands; no autograd."""
+    # 16-bit indices for the kernels' compact configurations, where the matrix's bytes dominate.
+    compact = topo.column_indices16 if backend == "triton" and b.shape[-1] <= 64 else None
     if not batch and bias is None:  # the common case, with the fewest host operations
         out = _library.spmm(
             topo.row_offsets,
@@ -43,6 +45,7 @@ def _spmm_raw(
             None,
             relu,
             backend,
+            compact,
         )
         return out[0]
     out = _library.spmm(
@@ -55,6 +58,7 @@ def _spmm_raw(
         flatten_batch(bias, batch, 1) if bias is not None else None,
         relu,
         backend,
+        compact,
     )
     return out.reshape(*batch, topo.shape[0], b.shape[-1])
 
