@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 
 from .checks import FLOAT_DTYPES, INT32_MAX, check
-from .csr import Topology, _parse_to_args, _to_int32
+from .csr import Topology, _SparseValues, _to_int32
 
 __all__ = ["BSRMatrix", "BLOCK_SIZES"]
 
@@ -38,7 +38,7 @@ def _check_block_shape(op: str, shape: Sequence[int], block_size: int) -> tuple[
     return m, k
 
 
-class BSRMatrix:
+class BSRMatrix(_SparseValues):
     """A block-sparse m×k matrix: square ``block_size`` blocks in a CSR pattern over the block grid.
 
     Args:
@@ -99,27 +99,14 @@ class BSRMatrix:
         obj._block_size = block_size
         return obj
 
-    # -- properties ----------------------------------------------------------------------------
-    @property
-    def topology(self) -> Topology:
-        """The block pattern: a Topology over the (m / bs) × (k / bs) block grid."""
-        return self._topology
+    def _rebuild(self, topology: Topology, values: torch.Tensor) -> "BSRMatrix":
+        return BSRMatrix._make(topology, values, self._block_size)
 
+    # -- properties (topology — the block pattern over the (m / bs) × (k / bs) grid — values,
+    # dtype, device, requires_grad, sparsity: see _SparseValues) -------------------------------
     @property
     def block_size(self) -> int:
         return self._block_size
-
-    @property
-    def row_offsets(self) -> torch.Tensor:
-        return self._topology.row_offsets
-
-    @property
-    def column_indices(self) -> torch.Tensor:
-        return self._topology.column_indices
-
-    @property
-    def values(self) -> torch.Tensor:
-        return self._values
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -140,25 +127,9 @@ class BSRMatrix:
         return self._topology.nnz * self._block_size**2
 
     @property
-    def dtype(self) -> torch.dtype:
-        return self._values.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self._values.device
-
-    @property
     def density(self) -> float:
         mb, kb = self._topology.shape
         return self.nnz_blocks / (mb * kb) if mb * kb else 0.0
-
-    @property
-    def sparsity(self) -> float:
-        return 1.0 - self.density
-
-    @property
-    def requires_grad(self) -> bool:
-        return self._values.requires_grad
 
     def __repr__(self) -> str:
         batch = f", batch_shape={self.batch_shape}" if self.batch_shape else ""
@@ -187,34 +158,6 @@ class BSRMatrix:
         t_topo, perm = self._topology.transpose()
         values = self._values.index_select(-3, perm).transpose(-1, -2) if self.nnz_blocks else self._values
         return BSRMatrix._make(t_topo, values, self._block_size)
-
-    @property
-    def T(self) -> "BSRMatrix":
-        return self.t()
-
-    def to(self, *args, **kwargs) -> "BSRMatrix":
-        """Move to a device and/or cast values, like ``Tensor.to`` (dtype applies to values only)."""
-        device, dtype, non_blocking = _parse_to_args(args, dict(kwargs))
-        if dtype is not None:
-            check(dtype in FLOAT_DTYPES, f"BSRMatrix.to(): dtype must be floating, got {dtype}", TypeError)
-        values = self._values.to(device=device, dtype=dtype, non_blocking=non_blocking)
-        topo = self._topology.to(values.device)
-        if topo is self._topology and values is self._values:
-            return self
-        return BSRMatrix._make(topo, values, self._block_size)
-
-    def cuda(self, device=None) -> "BSRMatrix":
-        return self.to(torch.device("cuda") if device is None else torch.device("cuda", device) if isinstance(device, int) else device)
-
-    def cpu(self) -> "BSRMatrix":
-        return self.to("cpu")
-
-    def detach(self) -> "BSRMatrix":
-        return BSRMatrix._make(self._topology, self._values.detach(), self._block_size)
-
-    def requires_grad_(self, requires_grad: bool = True) -> "BSRMatrix":
-        self._values.requires_grad_(requires_grad)
-        return self
 
     # -- conversions ---------------------------------------------------------------------------
     def block_mask(self) -> torch.Tensor:

@@ -178,11 +178,11 @@ class Topology:
         return self._cached(key, lambda: Topology(self.row_offsets.to(device), self.column_indices.to(device), self.shape))
 
 
-def _parse_to_args(args, kwargs) -> tuple[torch.device | None, torch.dtype | None, bool]:
+def _parse_to_args(args, kwargs, name: str = "CSRMatrix") -> tuple[torch.device | None, torch.dtype | None, bool]:
     device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
     non_blocking = bool(kwargs.pop("non_blocking", False))
     kwargs.pop("copy", None)
-    check(not kwargs, f"CSRMatrix.to(): unexpected keyword arguments {sorted(kwargs)}", TypeError)
+    check(not kwargs, f"{name}.to(): unexpected keyword arguments {sorted(kwargs)}", TypeError)
     for arg in args:
         if isinstance(arg, torch.dtype):
             dtype = arg
@@ -191,11 +191,84 @@ def _parse_to_args(args, kwargs) -> tuple[torch.device | None, torch.dtype | Non
         elif isinstance(arg, torch.Tensor):
             device, dtype = arg.device, arg.dtype
         else:
-            raise TypeError(f"CSRMatrix.to(): expected a device, dtype or tensor, got {type(arg).__name__}")
+            raise TypeError(f"{name}.to(): expected a device, dtype or tensor, got {type(arg).__name__}")
     return (torch.device(device) if device is not None else None), dtype, non_blocking
 
 
-class CSRMatrix:
+class _SparseValues:
+    """What every sgk sparse matrix shares: a :class:`Topology`, values on it, and the tensor-like
+    basics (device and dtype moves, autograd flags). Subclasses set ``_topology`` and ``_values``
+    and implement :meth:`_rebuild` (the same kind of matrix on another topology/values)."""
+
+    _topology: Topology
+    _values: torch.Tensor
+
+    def _rebuild(self, topology: Topology, values: torch.Tensor):
+        raise NotImplementedError
+
+    @property
+    def topology(self) -> Topology:
+        return self._topology
+
+    @property
+    def row_offsets(self) -> torch.Tensor:
+        return self._topology.row_offsets
+
+    @property
+    def column_indices(self) -> torch.Tensor:
+        return self._topology.column_indices
+
+    @property
+    def values(self) -> torch.Tensor:
+        return self._values
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._values.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._values.device
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._values.requires_grad
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.density
+
+    @property
+    def T(self):
+        return self.t()
+
+    def to(self, *args, **kwargs):
+        """Move to a device and/or cast values, like ``Tensor.to`` (dtype applies to values only)."""
+        name = type(self).__name__
+        device, dtype, non_blocking = _parse_to_args(args, dict(kwargs), name)
+        if dtype is not None:
+            check(dtype in FLOAT_DTYPES, f"{name}.to(): dtype must be floating, got {dtype}", TypeError)
+        values = self._values.to(device=device, dtype=dtype, non_blocking=non_blocking)
+        topo = self._topology.to(values.device)
+        if topo is self._topology and values is self._values:
+            return self
+        return self._rebuild(topo, values)
+
+    def cuda(self, device=None):
+        return self.to(torch.device("cuda") if device is None else torch.device("cuda", device) if isinstance(device, int) else device)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def detach(self):
+        return self._rebuild(self._topology, self._values.detach())
+
+    def requires_grad_(self, requires_grad: bool = True):
+        self._values.requires_grad_(requires_grad)
+        return self
+
+
+class CSRMatrix(_SparseValues):
     """A sparse m×k matrix in CSR form whose values may carry leading batch dimensions.
 
     Args:
@@ -260,23 +333,10 @@ class CSRMatrix:
         obj._values = values
         return obj
 
+    def _rebuild(self, topology: Topology, values: torch.Tensor) -> "CSRMatrix":
+        return CSRMatrix._make(topology, values)
+
     # -- properties ----------------------------------------------------------------------------
-    @property
-    def topology(self) -> Topology:
-        return self._topology
-
-    @property
-    def row_offsets(self) -> torch.Tensor:
-        return self._topology.row_offsets
-
-    @property
-    def column_indices(self) -> torch.Tensor:
-        return self._topology.column_indices
-
-    @property
-    def values(self) -> torch.Tensor:
-        return self._values
-
     @property
     def shape(self) -> tuple[int, int]:
         return self._topology.shape
@@ -290,25 +350,9 @@ class CSRMatrix:
         return self._topology.nnz
 
     @property
-    def dtype(self) -> torch.dtype:
-        return self._values.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self._values.device
-
-    @property
     def density(self) -> float:
         m, k = self.shape
         return self.nnz / (m * k) if m * k else 0.0
-
-    @property
-    def sparsity(self) -> float:
-        return 1.0 - self.density
-
-    @property
-    def requires_grad(self) -> bool:
-        return self._values.requires_grad
 
     @property
     def row_swizzle(self) -> torch.Tensor:
@@ -345,35 +389,6 @@ class CSRMatrix:
         (differentiable)."""
         t_topo, perm = self._topology.transpose()
         return CSRMatrix._make(t_topo, self._values.index_select(-1, perm) if self.nnz else self._values)
-
-    @property
-    def T(self) -> "CSRMatrix":
-        return self.t()
-
-    def to(self, *args, **kwargs) -> "CSRMatrix":
-        """Move to a device and/or cast values, like ``Tensor.to`` (dtype applies to values only)."""
-        device, dtype, non_blocking = _parse_to_args(args, dict(kwargs))
-        values = self._values
-        if dtype is not None:
-            check(dtype in FLOAT_DTYPES, f"CSRMatrix.to(): dtype must be floating, got {dtype}", TypeError)
-        values = values.to(device=device, dtype=dtype, non_blocking=non_blocking)
-        topo = self._topology.to(values.device)
-        if topo is self._topology and values is self._values:
-            return self
-        return CSRMatrix._make(topo, values)
-
-    def cuda(self, device=None) -> "CSRMatrix":
-        return self.to(torch.device("cuda") if device is None else torch.device("cuda", device) if isinstance(device, int) else device)
-
-    def cpu(self) -> "CSRMatrix":
-        return self.to("cpu")
-
-    def detach(self) -> "CSRMatrix":
-        return CSRMatrix._make(self._topology, self._values.detach())
-
-    def requires_grad_(self, requires_grad: bool = True) -> "CSRMatrix":
-        self._values.requires_grad_(requires_grad)
-        return self
 
     # -- conversions ---------------------------------------------------------------------------
     def to_dense(self) -> torch.Tensor:
