@@ -154,3 +154,15 @@ def test_attention_per_sample_errors():
         sgk.attention(q, q, q, topos)
     with pytest.raises(ValueError, match="must share one shape"):
         sgk.attention(q[:2], q[:2], q[:2], [topos[0], sgk.patterns.local_band(9, 1)])
+
+
+@pytest.mark.gpu
+def test_gpu_per_sample_attention_bf16_with_gradients():
+    g = gen(6)
+    topos = [sgk.patterns.band_and_decay(1024, 0.95, seed=s, device="cuda") for s in range(2)]
+    q, k, v = (randn(2, 4, 1024, 64, g=g, dtype=torch.bfloat16, device="cuda").requires_grad_() for _ in range(3))
+    out = sgk.attention(q, k, v, topos)
+    for i, t in enumerate(topos):
+        assert_close(out[i], dense_attention(q[i], k[i], v[i], t), torch.bfloat16, 1024, slack=2.0)
+    out.float().square().sum().backward()
+    assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in (q, k, v))

@@ -263,3 +263,30 @@ def test_gpu_block_sizes(bs, dtype):
     xs, ys = randn(m, 200, g=g, dtype=dtype, device="cuda"), randn(k, 200, g=g, dtype=dtype, device="cuda")
     expected = sgk.BSRMatrix.from_dense(xs.double() @ ys.double().T, bs, mask=a.block_mask())
     assert_close(sgk.bsr_sddmm(xs, ys, a).values, expected.values, tol, 200)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_gpu_gradients_every_candidate(dtype):
+    """Every block-sparse configuration the tuner may pick, forward and both backward products,
+    against float64 on a 64×64-block weight."""
+    from sgk.kernels import bsr as kmod
+
+    g = gen(14)
+    a = _bsr(512, 384, 64, 0.7, g, dtype=dtype, device="cuda")
+    b = randn(384, 320, g=g, dtype=dtype, device="cuda")
+    dc = randn(512, 320, g=g, dtype=dtype, device="cuda")
+    dense = a.to_dense().double()
+    tol = _tol_dtype(dtype, "cuda")
+    t_topo, perm = a.topology.transpose()
+    t_topo.row_swizzle  # noqa: B018
+    for cfg in kmod.spmm_candidates(64, 320, dtype):
+        c = kmod.spmm(a.row_offsets, a.column_indices, a.topology.row_swizzle, None, a.values[None], b[None], 512, config=cfg)
+        assert_close(c[0], dense @ b.double(), tol, 384, msg=f"fwd {cfg}:")
+        ct = kmod.spmm(t_topo.row_offsets, t_topo.column_indices, t_topo.row_swizzle, perm, a.values[None], dc[None], 384,
+                       config=cfg)
+        assert_close(ct[0], dense.T @ dc.double(), tol, 512, msg=f"dgrad {cfg}:")
+    expected = sgk.BSRMatrix.from_dense(dc.double() @ b.double().T, 64, mask=a.block_mask()).values
+    for cfg in kmod.sddmm_candidates(64, 320, dtype):
+        s = kmod.sddmm(a.topology.row_indices, a.column_indices, dc[None], b[None], 64, config=cfg)
+        assert_close(s[0], expected, tol, 320, msg=f"wgrad {cfg}:")

@@ -660,3 +660,45 @@ def test_gpu_offsets_beyond_int32():
         assert_close(c[row], expected, dtype, hi - lo)
     del b
     torch.cuda.empty_cache()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_gpu_every_candidate_config(dtype):
+    """Every configuration the tuner may pick (tile, 1d, split-K, compact indices) on the GPU at a
+    size the interpreter cannot reach, with bias and ReLU, against float64."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(103)
+    a = sgk.CSRMatrix.random(1000, 700, 0.9, distribution="skewed", row_cv=0.8, dtype=dtype, generator=g).to("cuda")
+    bias = randn(1000, g=g, dtype=dtype, device="cuda")
+    for n in (16, 48, 300, 2048):
+        b = randn(700, n, g=g, dtype=dtype, device="cuda")
+        expected = dense_spmm(a, b, bias, relu=True)
+        for cfg in kmod.candidates(1000, n, a.nnz, dtype, compact=True):
+            c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], bias[None], True,
+                          config=cfg, column_indices16=a.topology.column_indices16)
+            assert_close(c[0], expected, dtype, a.topology.max_row_length, msg=f"n={n} config {cfg}:")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["tile", "1d", "1d-split"])
+def test_gpu_offsets_beyond_int32_each_kernel(kind):
+    """As test_gpu_offsets_beyond_int32, with each kernel family forced."""
+    from sgk.kernels import spmm as kmod
+
+    k, n, m = 2**16 + 64, 2**15 + 8, 64
+    dtype = torch.float16
+    g = gen(104)
+    a = csr_from_lengths([4] * m, k, g, dtype=dtype, cols_from_end=True).to("cuda")
+    b = torch.randn(k, n, dtype=dtype, device="cuda", generator=torch.Generator("cuda").manual_seed(1))
+    cfg = {"tile": kmod.SpmmConfig(4, 4, 256, 2, 1, "tile"), "1d": kmod.SpmmConfig(4, 4, 128, 2, 1, "1d"),
+           "1d-split": kmod.SpmmConfig(4, 4, 128, 2, 1, "1d", 2)}[kind]
+    c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], config=cfg)[0]
+    for row in (0, m - 1):
+        lo, hi = int(a.row_offsets[row]), int(a.row_offsets[row + 1])
+        cols = a.column_indices[lo:hi].long()
+        expected = (a.values[lo:hi].double()[:, None] * b[cols].double()).sum(0)
+        assert_close(c[row], expected, dtype, hi - lo)
+    del b
+    torch.cuda.empty_cache()
