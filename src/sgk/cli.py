@@ -198,7 +198,9 @@ def cmd_info(out: TextIO | None = None) -> int:
     return 0
 
 
-_KERNEL_OPS = {"spmm": "spmm", "sddmm": "sddmm", "sparse_softmax": "softmax"}
+_KERNEL_OPS = {"spmm": "spmm", "sddmm": "sddmm", "sparse_softmax": "softmax", "bsr_spmm": "bsr", "bsr_dsmm": "bsr", "bsr_sddmm": "bsr"}
+_REFERENCES = {"bsr_spmm": "bsr_spmm_coo", "bsr_dsmm": "bsr_spmm_coo (transposed)", "bsr_sddmm": "bsr_sddmm_coo"}
+_COMPOSED = {"attention": "sddmm → sparse_softmax → spmm, each on its path here"}
 
 
 def _op_paths(cuda: bool, triton_ok: bool, interpret: bool) -> list[str]:
@@ -218,7 +220,9 @@ def _op_paths(cuda: bool, triton_ok: bool, interpret: bool) -> list[str]:
         kname = _KERNEL_OPS.get(name)
         module = f"{__package__}.kernels.{kname}" if kname else None
         has_kernel = module is not None and importlib.util.find_spec(module) is not None
-        if not has_kernel:
+        if name in _COMPOSED:
+            cuda_path = cpu_path = _COMPOSED[name]
+        elif not has_kernel:
             cuda_path = cpu_path = "torch ops on the tensors' device (no kernel needed)"
         else:
             if not cuda:
@@ -227,7 +231,7 @@ def _op_paths(cuda: bool, triton_ok: bool, interpret: bool) -> list[str]:
                 cuda_path = "pure-torch reference (triton is not installed)"
             else:
                 cuda_path = f"Triton kernel {module} (fp32/fp16/bf16; float64 → reference)"
-            cpu_path = f"pure-torch reference {__package__}.ops.reference.{name}"
+            cpu_path = f"pure-torch reference {__package__}.ops.reference.{_REFERENCES.get(name, name)}"
             if interpret and triton_ok:
                 cpu_path += " (method='triton' → Triton interpreter)"
         lines.append(f"{name:<{width}}  CUDA tensors: {cuda_path}")
