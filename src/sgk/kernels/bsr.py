@@ -169,11 +169,11 @@ def spmm_candidates(bs: int, n: int, dtype: torch.dtype) -> list[BsrSpmmConfig]:
     """Candidates, a default first (not yet measured on the H100: the tuner times the list).
 
     Column tiles of 64-256 with 4-8 warps and 2-4 pipeline stages, the usual shapes for a tensor-core
-    matmul of bs-row tiles; wider tiles for small blocks, a narrow one when N is small. Candidates
-    whose pipeline (stages × (A block + B tile)) would not fit in shared memory are dropped.
+    matmul of bs-row tiles (a 64×256 tile with 8 warps is two warpgroups' worth of wgmma), a narrow
+    one when N is small. Candidates whose pipeline (stages × (A block + B tile)) would not fit in
+    shared memory are dropped.
     """
-    wide = 256 if bs <= 32 else 128
-    cands = [BsrSpmmConfig(128, 4, 3), BsrSpmmConfig(wide, 8, 3), BsrSpmmConfig(64, 4, 4), BsrSpmmConfig(128, 8, 2),
+    cands = [BsrSpmmConfig(128, 4, 3), BsrSpmmConfig(256, 8, 3), BsrSpmmConfig(64, 4, 4), BsrSpmmConfig(128, 8, 2),
              BsrSpmmConfig(64, 4, 2), BsrSpmmConfig(32, 4, 2)]
     if n <= 64:
         cands = [BsrSpmmConfig(max(16, min(64, next_power_of_2(n))), 4, 3)] + cands
