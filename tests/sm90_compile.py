@@ -120,25 +120,32 @@ def variants():
             yield (f"softmax {dt} single={single} causal={causal}", softmax_mod._softmax_kernel, types,
                    {"BLOCK": 1024, "SINGLE": single, "CAUSAL": causal}, 4, 1)
         precision = "tf32" if dt == "fp32" else "ieee"
-        for bs, (has_perm, even) in itertools.product((16, 64, 128), ((False, True), (True, False))):
-            cfg = bsr_mod.spmm_candidates(bs, 4096, DTYPES[dt])[0]
-            types = {
-                "row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32", "block_perm_ptr": "*i32",
-                "values_ptr": PTR[dt], "b_ptr": PTR[dt], "c_ptr": PTR[dt], "n": "i32",
-                "stride_vb": "i64", "stride_vblk": "i64", "stride_vr": "i64", "stride_vc": "i64",
-                "stride_bb": "i64", "stride_bk": "i64", "stride_bn": "i64", "stride_cb": "i64", "stride_cm": "i64", "stride_cn": "i64",
-            }
-            yield (f"bsr_spmm {dt} bs={bs} perm={has_perm}", bsr_mod._bsr_spmm_kernel, types,
-                   {"BS": bs, "BLOCK_N": cfg.block_n, "HAS_PERM": has_perm, "EVEN_N": even, "INPUT_PRECISION": precision},
-                   cfg.num_warps, cfg.num_stages)
+        # Block-sparse: every candidate of the large blocks (whose pipelines come closest to the
+        # shared-memory limit, checked in main), the first candidate of the small ones.
+        spmm_types = {
+            "row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32", "block_perm_ptr": "*i32",
+            "values_ptr": PTR[dt], "b_ptr": PTR[dt], "c_ptr": PTR[dt], "n": "i32",
+            "stride_vb": "i64", "stride_vblk": "i64", "stride_vr": "i64", "stride_vc": "i64",
+            "stride_bb": "i64", "stride_bk": "i64", "stride_bn": "i64", "stride_cb": "i64", "stride_cm": "i64", "stride_cn": "i64",
+        }
+        sddmm_types = {"row_indices_ptr": "*i32", "column_indices_ptr": "*i32", "x_ptr": PTR[dt], "y_ptr": PTR[dt],
+                       "out_ptr": PTR[dt], "d": "i32", "stride_xb": "i64", "stride_xm": "i64", "stride_xd": "i64",
+                       "stride_yb": "i64", "stride_yk": "i64", "stride_yd": "i64", "stride_ob": "i64"}
         for bs in (16, 64, 128):
-            cfg = bsr_mod.sddmm_candidates(bs, 4096, DTYPES[dt])[0]
-            types = {"row_indices_ptr": "*i32", "column_indices_ptr": "*i32", "x_ptr": PTR[dt], "y_ptr": PTR[dt],
-                     "out_ptr": PTR[dt], "d": "i32", "stride_xb": "i64", "stride_xm": "i64", "stride_xd": "i64",
-                     "stride_yb": "i64", "stride_yk": "i64", "stride_yd": "i64", "stride_ob": "i64"}
-            yield (f"bsr_sddmm {dt} bs={bs}", bsr_mod._bsr_sddmm_kernel, types,
-                   {"BS": bs, "BLOCK_D": cfg.block_d, "EVEN_D": bs != 64, "INPUT_PRECISION": precision},
-                   cfg.num_warps, cfg.num_stages)
+            spmm_cfgs = bsr_mod.spmm_candidates(bs, 4096, DTYPES[dt])
+            sddmm_cfgs = bsr_mod.sddmm_candidates(bs, 4096, DTYPES[dt])
+            if bs == 16:
+                spmm_cfgs, sddmm_cfgs = spmm_cfgs[:1], sddmm_cfgs[:1]
+            for i, cfg in enumerate(spmm_cfgs):
+                has_perm = i % 2 == 1
+                yield (f"bsr_spmm {dt} bs={bs} {cfg.block_n}/{cfg.num_warps}w/{cfg.num_stages}st perm={has_perm}",
+                       bsr_mod._bsr_spmm_kernel, spmm_types,
+                       {"BS": bs, "BLOCK_N": cfg.block_n, "HAS_PERM": has_perm, "EVEN_N": not has_perm,
+                        "INPUT_PRECISION": precision}, cfg.num_warps, cfg.num_stages)
+            for cfg in sddmm_cfgs:
+                yield (f"bsr_sddmm {dt} bs={bs} {cfg.block_d}/{cfg.num_warps}w/{cfg.num_stages}st", bsr_mod._bsr_sddmm_kernel,
+                       sddmm_types, {"BS": bs, "BLOCK_D": cfg.block_d, "EVEN_D": bs != 64, "INPUT_PRECISION": precision},
+                       cfg.num_warps, cfg.num_stages)
         types = {"row_offsets_ptr": "*i32", "row_swizzle_ptr": "*i32", "y_ptr": PTR[dt], "g_ptr": PTR[dt],
                  "dx_ptr": PTR[dt], "stride_yb": "i64", "stride_gb": "i64", "stride_dxb": "i64", "scale": "fp32"}
         for single in (True, False):
