@@ -290,3 +290,49 @@ def test_gpu_gradients_every_candidate(dtype):
     for cfg in kmod.sddmm_candidates(64, 320, dtype):
         s = kmod.sddmm(a.topology.row_indices, a.column_indices, dc[None], b[None], 64, config=cfg)
         assert_close(s[0], expected, tol, 320, msg=f"wgrad {cfg}:")
+
+
+# -- registered ops and torch.compile -------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+@pytest.mark.parametrize("transpose, out_transposed", [(False, False), (True, True)], ids=["A·B", "X·A"])
+def test_opcheck_bsr_spmm(kernel_device, backend, transpose, out_transposed):
+    g = gen(15)
+    a = _bsr(32, 48, 16, 0.5, g, device=kernel_device)
+    a.topology.prepare(transpose=True)
+    walk, perm = a.topology.transpose() if transpose else (a.topology, None)
+    b = randn(1, 32 if transpose else 48, 8, g=g, device=kernel_device)
+    rows_out = 48 if transpose else 32
+    args = (walk.row_offsets, walk.column_indices, walk.row_swizzle, perm, a.topology.row_indices, a.column_indices,
+            a.values[None], b, rows_out, out_transposed, backend)
+    torch.library.opcheck(torch.ops.sgk.bsr_spmm.default, args)
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_opcheck_bsr_sddmm(kernel_device, backend):
+    g = gen(16)
+    a = _bsr(32, 48, 16, 0.5, g, device=kernel_device)
+    x, y = randn(1, 32, 8, g=g, device=kernel_device), randn(2, 48, 8, g=g, device=kernel_device)
+    torch.library.opcheck(torch.ops.sgk.bsr_sddmm.default, (a.topology.row_indices, a.column_indices, x, y, 16, backend))
+
+
+def test_compile_matches_eager():
+    """torch.compile (aot_eager) traces bsr_spmm, bsr_dsmm and bsr_sddmm with gradients."""
+    g = gen(17)
+    a = _bsr(32, 48, 16, 0.5, g)
+    a.topology.prepare(transpose=True)
+    b, x, y = randn(48, 8, g=g), randn(6, 32, g=g), randn(48, 6, g=g)
+
+    def fn(v, b, x):
+        w = a.with_values(v)
+        return sgk.bsr_spmm(w, b).sum() + sgk.bsr_dsmm(x, w).square().sum() + sgk.bsr_sddmm(x.T, y, w).values.sum()
+
+    leaves = [t.clone().requires_grad_() for t in (a.values, b, x)]
+    eager = fn(*leaves)
+    eager.backward()
+    want = [t.grad for t in leaves]
+    leaves2 = [t.detach().clone().requires_grad_() for t in leaves]
+    out = torch.compile(fn, backend="aot_eager")(*leaves2)
+    out.backward()
+    torch.testing.assert_close(out, eager)
+    for got, ref in zip((t.grad for t in leaves2), want):
+        torch.testing.assert_close(got, ref)

@@ -141,10 +141,10 @@ class Topology:
     def prepare(self, transpose: bool = False) -> "Topology":
         """Compute the cached metadata now (and the transposed topology's, if asked), so that no
         cache is filled later inside autograd's backward (which torch.compile cannot trace)."""
-        self.row_swizzle, self.row_indices  # noqa: B018 (computing the cached properties)
+        self.row_swizzle, self.row_indices, self.column_indices16  # noqa: B018 (computing the cached properties)
         if transpose:
             t, _ = self.transpose()
-            t.row_swizzle, t.row_indices  # noqa: B018
+            t.row_swizzle, t.row_indices, t.column_indices16  # noqa: B018
         return self
 
     @staticmethod
