@@ -70,7 +70,7 @@ def vector_checks():
 
 def variants():
     for dt in ("fp32", "fp16", "bf16"):
-        for (has_bias, relu), n in itertools.product(((False, False), (True, True)), (16, 256, 4096)):
+        for (has_bias, relu), n in itertools.product(((False, False), (True, True)), (1, 16, 256, 4096)):
             cfg = spmm_mod.default_config(4096, n, 4096 * 100, DTYPES[dt])
             types = {
                 "row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32",

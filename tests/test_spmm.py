@@ -192,7 +192,7 @@ def _all_candidates(kmod):
     if not hasattr(kmod, "candidates"):
         return [kmod.default_config(64, 256, 64 * 8)]
     seen = []
-    for n in (8, 48, 256, 4096):
+    for n in (1, 8, 48, 256, 4096):
         for dtype in (torch.float32, torch.float16):
             for cfg in kmod.candidates(64, n, 64 * 8, dtype, compact=True):
                 if cfg not in seen:
@@ -672,7 +672,7 @@ def test_gpu_every_candidate_config(dtype):
     g = gen(103)
     a = sgk.CSRMatrix.random(1000, 700, 0.9, distribution="skewed", row_cv=0.8, dtype=dtype, generator=g).to("cuda")
     bias = randn(1000, g=g, dtype=dtype, device="cuda")
-    for n in (16, 48, 300, 2048):
+    for n in (1, 8, 16, 48, 300, 2048):
         b = randn(700, n, g=g, dtype=dtype, device="cuda")
         expected = dense_spmm(a, b, bias, relu=True)
         for cfg in kmod.candidates(1000, n, a.nnz, dtype, compact=True):

@@ -250,6 +250,13 @@ _COMPACT_TINY_N = [dataclasses.replace(c, compact=True) for c in (_TINY_N[0], _T
 _COMPACT_SMALL_N = [dataclasses.replace(c, compact=True) for c in (_SMALL_N_HALF[0], _SMALL_N_HALF[1], _SPLIT_SMALL_N[0])]
 
 
+def _narrow(n: int) -> list[SpmmConfig]:
+    """Tile configurations whose column tile is N rounded up to a power of two (N < 16)."""
+    nb = 1 << max(0, (n - 1).bit_length())
+    bk = min(256, max(32, 512 // nb))
+    return [_t(4, bk, nb, 4, 2), _t(8, bk // 2, nb, 4, 2), _t(2, 2 * bk, nb, 4, 3)]
+
+
 def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32, compact: bool = False) -> list[SpmmConfig]:
     """Candidate configurations by N regime and dtype, the measured heuristic first.
 
@@ -257,17 +264,26 @@ def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32, com
     BLOCK_K strips at small N. 1d probe: 1d tiles won at large N in fp16/bf16, on the FFN shape in
     fp32, and at N = 196-256 in every dtype; the tile kernel kept N <= 16 and the 2048×512, N =
     2048 Transformer shape in fp32. The tuner times the list once per bucketed key.
+
+    Below N = 16 (decode: N = 1-8) the tile kernel's column tile narrows to N, and its BLOCK_K
+    grows to keep the threads busy (not yet measured; a 16-wide tile at N = 1 idles 15/16 of it).
+    ``compact``: 16-bit column indices exist (k <= 32767), and configurations reading them are
+    offered at N <= 64.
     """
     half = dtype in (torch.float16, torch.bfloat16)
     split = not torch.are_deterministic_algorithms_enabled()
-    if n <= 16:
+    if n < 16:
+        narrow = _narrow(n)
+        cands = narrow + list(_TINY_N) + list(_SPLIT_TINY_N)
+        cands += [dataclasses.replace(c, compact=True) for c in narrow[:2]] + list(_COMPACT_TINY_N) if compact else []
+    elif n == 16:
         cands = list(_TINY_N) + list(_SPLIT_TINY_N) + (list(_COMPACT_TINY_N) if compact else [])
     elif n < 1024:
         cands = list(_SMALL_N_HALF if half else _SMALL_N_FP32) + list(_SPLIT_SMALL_N)
         cands += list(_COMPACT_SMALL_N) if compact and n <= 64 else []
     else:
         cands = list(_LARGE_N_HALF if half else _LARGE_N_FP32)
-    return [c for c in cands if split or c.split_k == 1]
+    return [c for c in dict.fromkeys(cands) if split or c.split_k == 1]
 
 
 def default_config(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32) -> SpmmConfig:
