@@ -165,7 +165,7 @@ def test_every_candidate_config(kernel_device):
         configs = []
         for d in (64, 1024):
             for dtype in (torch.float32, torch.float16):
-                configs += [c for c in kmod.candidates(d, 8.0, dtype) if c not in configs]
+                configs += [c for c in kmod.candidates(d, 8.0, dtype, dense=True) if c not in configs]
     else:
         configs = [kmod.default_config(64, 8.0)]
     g = gen(70)
@@ -174,8 +174,26 @@ def test_every_candidate_config(kernel_device):
     y = randn(160, 40, g=g, device=kernel_device)
     expected = dense_sddmm(x, y, p)
     for cfg in configs:
-        out = kmod.sddmm(p.row_offsets, p.column_indices, p.row_swizzle, x[None], y[None], config=cfg)
+        out = kmod.sddmm(p.row_offsets, p.column_indices, p.row_swizzle, x[None], y[None], config=cfg,
+                         row_indices=p.row_indices)
         assert_close(out[0], expected, torch.float32, 40, msg=f"config {cfg}:")
+    assert kmod.DENSE in configs
+
+
+def test_dense_candidate_batched_and_capped(kernel_device):
+    """The cuBLAS-then-gather configuration: broadcast batch, and offered only under the memory cap."""
+    from sgk.kernels import sddmm as kmod
+
+    g = gen(71)
+    p = csr_from_lengths([3, 0, 6, 2, 5], 14, g, device=kernel_device)
+    x = randn(3, 5, 9, g=g, device=kernel_device)
+    y = randn(14, 9, g=g, device=kernel_device)
+    out = kmod.sddmm(p.row_offsets, p.column_indices, p.row_swizzle, x, y[None], config=kmod.DENSE, row_indices=p.row_indices)
+    assert_close(out, dense_sddmm(x, y, p), torch.float32, 9)
+    assert kmod.DENSE in kmod.candidates(2048, 100.0, dense=True)
+    assert kmod.DENSE not in kmod.candidates(2048, 100.0, dense=False)
+    with pytest.raises(ValueError, match="needs the pattern's row indices"):
+        kmod.sddmm(p.row_offsets, p.column_indices, p.row_swizzle, x, y[None], config=kmod.DENSE)
 
 
 @pytest.mark.parametrize("kind", ["transposed", "sliced"])

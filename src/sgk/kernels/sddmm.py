@@ -96,12 +96,23 @@ def _sddmm_kernel(
 
 @dataclass(frozen=True)
 class SddmmConfig:
-    """``block_d = 0``: the whole feature dimension in one block (next power of two of d)."""
+    """``block_d = 0``: the whole feature dimension in one block (next power of two of d).
+    ``kind="dense"``: the full X·Yᵀ on cuBLAS, then a gather at the pattern (the block fields are
+    unused)."""
 
     block_nz: int
     block_d: int
     num_warps: int
     num_stages: int = 1
+    kind: str = "gather"
+
+
+DENSE = SddmmConfig(0, 0, 0, 0, "dense")
+DENSE_BYTES_CAP = 256 * 2**20
+"""The dense candidate is offered only while the full product (batch × m × k) fits in this many
+bytes: at weight-gradient sizes and moderate sparsity a cuBLAS product plus a gather beats every
+gather-based SDDMM (the anchors: dense fp32 cuBLAS ran 2.6x faster than Sputnik's SDDMM on the
+DLMC Transformer matrices at N = 2048); at attention sizes it would materialise L² scores."""
 
 
 _ATTN_FP32 = [SddmmConfig(64, 16, 2, 3), SddmmConfig(32, 0, 1, 1), SddmmConfig(16, 0, 1, 1), SddmmConfig(64, 32, 2, 1),
@@ -112,18 +123,19 @@ _WGRAD_FP32 = [SddmmConfig(32, 128, 4, 1), SddmmConfig(16, 128, 4, 1), SddmmConf
 _WGRAD_HALF = [SddmmConfig(32, 64, 4, 1), SddmmConfig(16, 128, 8, 2), SddmmConfig(32, 128, 4, 1), SddmmConfig(64, 64, 8, 1)]
 
 
-def candidates(d: int, mean_row: float, dtype: torch.dtype = torch.float32) -> list[SddmmConfig]:
+def candidates(d: int, mean_row: float, dtype: torch.dtype = torch.float32, dense: bool = False) -> list[SddmmConfig]:
     """Candidates, the measured heuristic first (H100 sweep,
     benchmarks/results/tuning/sweep_2026-11-25_h100_v1.json, and the whole-row probe,
     benchmarks/results/variants_2026-11-25_h100.json).
 
     Attention-like reductions (d <= 256) want long nonzero strips and short feature blocks;
-    weight-gradient reductions (d = tokens, thousands) want wide feature blocks.
+    weight-gradient reductions (d = tokens, thousands) want wide feature blocks. ``dense``: the
+    full product fits under :data:`DENSE_BYTES_CAP`, so the cuBLAS-then-gather candidate is timed
+    too (not yet measured on the H100).
     """
     half = dtype in (torch.float16, torch.bfloat16)
-    if d <= 256:
-        return list(_ATTN_HALF if half else _ATTN_FP32)
-    return list(_WGRAD_HALF if half else _WGRAD_FP32)
+    cands = list(_ATTN_HALF if half else _ATTN_FP32) if d <= 256 else list(_WGRAD_HALF if half else _WGRAD_FP32)
+    return cands + [DENSE] if dense else cands
 
 
 def default_config(d: int, mean_row: float, dtype: torch.dtype = torch.float32) -> SddmmConfig:
@@ -146,8 +158,10 @@ def sddmm(
     x: torch.Tensor,
     y: torch.Tensor,
     config: SddmmConfig | None = None,
+    row_indices: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Launch SDDMM. x (Bx, m, d), y (By, k, d) with Bx, By == 1 or the batch; returns (batch, nnz)."""
+    """Launch SDDMM. x (Bx, m, d), y (By, k, d) with Bx, By == 1 or the batch; returns (batch, nnz).
+    ``row_indices`` (the COO rows) enables the dense candidate."""
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
     batch = max(x.shape[0], y.shape[0])
@@ -158,18 +172,30 @@ def sddmm(
     if d == 0:
         return out.zero_()
     if config is None:
-        exact = (m, d, nnz, batch, x.dtype, x.device)
+        k = y.shape[1]
+        dense = row_indices is not None and batch * m * k * x.element_size() <= DENSE_BYTES_CAP
+        exact = (m, k, d, nnz, batch, x.dtype, x.device, dense)
         config = _CHOSEN.get(exact)
         if config is None:
-            run = lambda cfg: _launch(cfg, row_offsets, column_indices, row_swizzle, x, y, out)  # noqa: E731
-            key = tuning_key(m, d, nnz, batch, x.dtype)
-            config = _TUNER.choose(key, candidates(d, nnz / max(m, 1), x.dtype), run, x.device)
+            def run(cfg):
+                _launch(cfg, row_offsets, column_indices, row_swizzle, x, y, out, row_indices)
+
+            key = (*tuning_key(m, d, nnz, batch, x.dtype), dense)
+            config = _TUNER.choose(key, candidates(d, nnz / max(m, 1), x.dtype, dense), run, x.device)
             _CHOSEN[exact] = config
-    _launch(config, row_offsets, column_indices, row_swizzle, x, y, out)
+    _launch(config, row_offsets, column_indices, row_swizzle, x, y, out, row_indices)
     return out
 
 
-def _launch(cfg: SddmmConfig, row_offsets, column_indices, row_swizzle, x, y, out) -> None:
+def _launch(cfg: SddmmConfig, row_offsets, column_indices, row_swizzle, x, y, out, row_indices=None) -> None:
+    if cfg.kind == "dense":
+        if row_indices is None:
+            raise ValueError("sddmm(): the dense configuration needs the pattern's row indices")
+        # The full product on cuBLAS (fp32 at torch's matmul precision setting), then a gather.
+        flat = row_indices.to(torch.int64) * y.shape[1] + column_indices.to(torch.int64)
+        prod = torch.matmul(x, y.transpose(1, 2))
+        out.copy_(prod.reshape(prod.shape[0], -1).index_select(1, flat))
+        return
     m, d, batch = row_offsets.numel() - 1, x.shape[-1], out.shape[0]
     stride_xb = x.stride(0) if x.shape[0] > 1 else 0
     stride_yb = y.stride(0) if y.shape[0] > 1 else 0

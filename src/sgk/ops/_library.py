@@ -74,7 +74,7 @@ def _sddmm_impl(
 ) -> torch.Tensor:
     """x (Bx, m, d), y (By, k, d) → values (B, nnz) of X·Yᵀ at the pattern."""
     if backend == "triton":
-        return _kernels().sddmm.sddmm(row_offsets, column_indices, row_swizzle, x, y)
+        return _kernels().sddmm.sddmm(row_offsets, column_indices, row_swizzle, x, y, row_indices=row_indices)
     out = reference.sddmm_coo(row_indices, column_indices, x, y)
     return out.expand(max(x.shape[0], y.shape[0]), out.shape[-1]).contiguous()
 
