@@ -24,6 +24,7 @@ import torch
 
 from ..bsr import BSRMatrix
 from .harness import PRECISION_DTYPES, Benchmark, Impl, Prepared, register_benchmark, relative_error, tf32_matmul
+from .spmm import _last_config
 from .suites import Case
 
 __all__ = ["BlockSparseBenchmark", "BlockSparseInputs"]
@@ -118,7 +119,7 @@ def _sgk(inp: BlockSparseInputs, dtype: str) -> Prepared:
         fn = lambda: _mm(a.topology, a.block_size, values, dc, True, False, backend)[0]  # noqa: E731  (Aᵀ in place)
     else:
         fn = lambda: sgk.bsr_sddmm(ops[0], ops[1], a)  # noqa: E731
-    return Prepared(fn, precision, inp.error(dtype))
+    return Prepared(fn, precision, inp.error(dtype), describe=_last_config("bsr", a.values))
 
 
 def _cublas_at(precision: str):

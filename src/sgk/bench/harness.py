@@ -143,6 +143,7 @@ class Prepared:
     precision: str
     error: Callable[[Any], float]
     context: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    describe: Callable[[], str | None] | None = None  # after a run: what ran (e.g. the tuner's choice)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class ImplResult:
     rel_err: float | None = None
     tol: float | None = None
     message: str | None = None
+    config: str | None = None  # what ran, when the implementation says (sgk: the chosen kernel configuration)
 
     @property
     def ok(self) -> bool:
@@ -184,6 +186,7 @@ class ImplResult:
             "rel_err": _finite_or_none(self.rel_err),
             "tol": self.tol,
             "message": self.message,
+            "config": self.config,
         }
 
 
@@ -436,6 +439,8 @@ class Benchmark:
                     return res
                 res.ms = self.time_ms(prepared.fn)
                 res.status = "ok"
+                if prepared.describe is not None:
+                    res.config = prepared.describe()
         except Exception as e:  # noqa: BLE001
             res.status, res.ms = "error", None
             res.message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]

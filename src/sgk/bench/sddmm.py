@@ -20,6 +20,7 @@ import torch
 
 from ..csr import CSRMatrix
 from .harness import PRECISION_DTYPES, Benchmark, Impl, Prepared, register_benchmark, relative_error, tf32_matmul
+from .spmm import _last_config
 from .suites import Case
 
 __all__ = ["SddmmBenchmark", "SddmmInputs"]
@@ -76,6 +77,7 @@ def _sgk(inp: SddmmInputs, dtype: str) -> Prepared:
         lambda: sgk.sddmm(x, y, pattern),
         dtype,
         lambda out: relative_error(out.values, inp.sampled_reference(dtype)),
+        describe=_last_config("sddmm", x),
     )
 
 

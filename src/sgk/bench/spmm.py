@@ -66,7 +66,19 @@ def _sgk(inp: SpmmInputs, dtype: str) -> Prepared:
     import sgk
 
     a, b = inp.sparse(dtype), inp.dense_b(dtype)
-    return Prepared(lambda: sgk.spmm(a, b), dtype, inp.error(dtype))
+    return Prepared(lambda: sgk.spmm(a, b), dtype, inp.error(dtype), describe=_last_config("spmm", b))
+
+
+def _last_config(kernel: str, t: torch.Tensor):
+    """A describe() hook: the configuration the kernel launcher last used (CUDA runs only)."""
+    def describe():
+        if not t.is_cuda:
+            return None
+        import importlib
+
+        return str(importlib.import_module(f"sgk.kernels.{kernel}").last_config)
+
+    return describe
 
 
 def _cublas_at(precision: str, tf32: bool):

@@ -195,6 +195,8 @@ def sddmm_candidates(bs: int, d: int, dtype: torch.dtype) -> list[BsrSddmmConfig
 _SPMM_TUNER = BucketTuner("bsr_spmm")
 _SDDMM_TUNER = BucketTuner("bsr_sddmm")
 _CHOSEN: dict = {}
+last_config: BsrSpmmConfig | BsrSddmmConfig | None = None
+"""The configuration of the latest launch (for benchmarks' records)."""
 
 
 def spmm(
@@ -231,6 +233,8 @@ def spmm(
             run = lambda cfg: _launch_spmm(cfg, row_offsets, column_indices, row_swizzle, block_perm, values, b, out)  # noqa: E731
             config = _SPMM_TUNER.choose(key, spmm_candidates(bs, n, b.dtype), run, b.device)
             _CHOSEN[exact] = config
+    global last_config
+    last_config = config
     _launch_spmm(config, row_offsets, column_indices, row_swizzle, block_perm, values, b, out)
     return result
 
@@ -298,6 +302,8 @@ def sddmm(
             run = lambda cfg: _launch_sddmm(cfg, row_indices, column_indices, x, y, out)  # noqa: E731
             config = _SDDMM_TUNER.choose(key, sddmm_candidates(bs, d, x.dtype), run, x.device)
             _CHOSEN[exact] = config
+    global last_config
+    last_config = config
     _launch_sddmm(config, row_indices, column_indices, x, y, out)
     return out
 

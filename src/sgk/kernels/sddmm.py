@@ -144,6 +144,8 @@ def default_config(d: int, mean_row: float, dtype: torch.dtype = torch.float32) 
 
 _TUNER = BucketTuner("sddmm")
 _CHOSEN: dict = {}  # exact problem -> config: one dict lookup per call after the first
+last_config: SddmmConfig | None = None
+"""The configuration of the latest launch through :func:`sddmm` (for benchmarks' records)."""
 
 
 def tuning_key(m: int, d: int, nnz: int, batch: int, dtype: torch.dtype) -> tuple:
@@ -183,6 +185,8 @@ def sddmm(
             key = (*tuning_key(m, d, nnz, batch, x.dtype), dense)
             config = _TUNER.choose(key, candidates(d, nnz / max(m, 1), x.dtype, dense), run, x.device)
             _CHOSEN[exact] = config
+    global last_config
+    last_config = config
     _launch(config, row_offsets, column_indices, row_swizzle, x, y, out, row_indices)
     return out
 

@@ -293,6 +293,8 @@ def default_config(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32)
 
 _TUNER = BucketTuner("spmm")
 _CHOSEN: dict = {}  # exact problem -> config: one dict lookup per call after the first
+last_config: SpmmConfig | None = None
+"""The configuration of the latest launch through :func:`spmm` (for benchmarks' records)."""
 
 
 def tuning_key(m: int, n: int, nnz: int, batch: int, dtype: torch.dtype) -> tuple:
@@ -343,6 +345,8 @@ def spmm(
             key = (*tuning_key(m, n, nnz, batch, b.dtype), compact)
             config = _TUNER.choose(key, candidates(m, n, nnz, b.dtype, compact), run, b.device)
             _CHOSEN[exact] = config
+    global last_config
+    last_config = config
     _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16)
     return c
 
