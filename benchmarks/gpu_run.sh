@@ -2,7 +2,8 @@
 # Device runs, a step list per call. On the GPU machine, in the repo root:
 #   SGK_GIT_SHA=<sha> bash benchmarks/gpu_run.sh tests targets spmm32 ...
 # Steps: tests (pytest -m gpu), targets (benchmarks/targets.py), spmm32, spmm16 (bf16 + fp16),
-# sddmm32, sddmm16 (bf16 + fp16), attention, decode (bf16), blocksparse (bf16), overhead.
+# sddmm32, sddmm16 (bf16 + fp16), attention, decode (bf16), blocksparse (bf16), overhead,
+# spmm32graph (device time only: calls replayed from a CUDA graph, no host launch overhead).
 # Everything lands under $OUT.
 #
 # The DLMC steps need ./.dlmc: a copy of shared/dlmc plus the anchors JSON, git-ignored, named in
@@ -24,6 +25,8 @@ for step in "$@"; do
     overhead) python3 benchmarks/overhead.py 2>&1 | head -8 ;;
     spmm32) python3 -m sgk bench spmm "${BENCH[@]}" --dtype fp32 --impl sgk,cublas,cublas_tf32,cublas_bf16,cusparse \
               --out "$OUT/spmm_dlmc_fp32.json" --plot "$OUT/spmm_dlmc_fp32.png" 2>&1 | tail -22 ;;
+    spmm32graph) python3 -m sgk bench spmm "${BENCH[@]}" --dtype fp32 --impl sgk,cublas,cusparse --timer cudagraph \
+              --out "$OUT/spmm_dlmc_fp32_cudagraph.json" 2>&1 | tail -10 ;;
     spmm16) for dt in bf16 fp16; do python3 -m sgk bench spmm "${BENCH[@]}" --dtype $dt --impl sgk,cublas_bf16,cusparse \
               --out "$OUT/spmm_dlmc_$dt.json" 2>&1 | tail -14; done ;;
     sddmm32) python3 -m sgk bench sddmm "${BENCH[@]}" --dtype fp32 --impl sgk,cublas,cusparse,cusparse_colmajor \
