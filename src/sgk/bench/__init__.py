@@ -33,6 +33,7 @@ from .suites import SUITES, Case, dlmc_cases, get_cases, register_suite, synthet
 __all__ = [
     "Anchors",
     "AttentionBenchmark",
+    "BlockSparseBenchmark",
     "BENCHMARKS",
     "Benchmark",
     "Case",

@@ -17,13 +17,12 @@ Implementations (``--impl``):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
 from ..bsr import BSRMatrix
-from .harness import PRECISION_DTYPES, Benchmark, Impl, Prepared, register_benchmark, relative_error, tf32_matmul
+from .harness import CachedInputs, Benchmark, Impl, Prepared, register_benchmark, relative_error, tf32_matmul
 from .spmm import _last_config
 from .suites import Case
 
@@ -33,7 +32,7 @@ _ELEMENT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
 
 
 @dataclass
-class BlockSparseInputs:
+class BlockSparseInputs(CachedInputs):
     """A (fp32 blocks on the device), the product, and its dense operand(s) in fp32; casts, dense
     copies and float64 references per precision are built on first use and cached."""
 
@@ -41,13 +40,6 @@ class BlockSparseInputs:
     product: str
     dense: torch.Tensor  # B (k×N) for fwd/wgrad, X (N×m) for dsmm, dC (m×N) for dgrad/wgrad
     dense2: torch.Tensor | None = None  # wgrad: B (k×N)
-    _cache: dict[tuple[str, str], Any] = field(default_factory=dict)
-
-    def _get(self, what: str, precision: str, make) -> Any:
-        key = (what, str(PRECISION_DTYPES[precision]))
-        if key not in self._cache:
-            self._cache[key] = make(PRECISION_DTYPES[precision])
-        return self._cache[key]
 
     def sparse(self, precision: str) -> BSRMatrix:
         return self._get("a", precision, lambda dt: self.a.to(dtype=dt))

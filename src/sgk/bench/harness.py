@@ -31,6 +31,7 @@ from .anchors import Anchors, speedup_over_sputnik
 from .suites import Case, get_cases
 
 __all__ = [
+    "CachedInputs",
     "DTYPES",
     "TOLERANCES",
     "PRECISION_DTYPES",
@@ -144,6 +145,21 @@ class Prepared:
     error: Callable[[Any], float]
     context: Callable[[], ContextManager[Any]] = contextlib.nullcontext
     describe: Callable[[], str | None] | None = None  # after a run: what ran (e.g. the tuner's choice)
+
+
+@dataclass
+class CachedInputs:
+    """Base of a case's inputs: what is derived per precision (casts, dense copies, float64
+    references) is built on first use by :meth:`_get` and cached, so implementations that share a
+    precision share the work."""
+
+    _cache: dict[tuple[str, str], Any] = field(default_factory=dict, init=False, repr=False)
+
+    def _get(self, what: str, precision: str, make: Callable[[torch.dtype], Any]) -> Any:
+        key = (what, str(PRECISION_DTYPES[precision]))
+        if key not in self._cache:
+            self._cache[key] = make(PRECISION_DTYPES[precision])
+        return self._cache[key]
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,12 @@ Implementations (``--impl``):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
 from ..csr import CSRMatrix
-from .harness import PRECISION_DTYPES, Benchmark, Impl, Prepared, register_benchmark, relative_error, tf32_matmul
+from .harness import CachedInputs, Benchmark, Impl, Prepared, register_benchmark, relative_error, tf32_matmul
 from .spmm import _last_config
 from .suites import Case
 
@@ -29,20 +28,13 @@ _ELEMENT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
 
 
 @dataclass
-class SddmmInputs:
+class SddmmInputs(CachedInputs):
     """The pattern (fp32 values, on the device), X (m×n) and Y (k×n) fp32 N(0, 1); casts and
     float64 references per input precision are built on first use and cached."""
 
     pattern: CSRMatrix
     x: torch.Tensor
     y: torch.Tensor
-    _cache: dict[tuple[str, str], Any] = field(default_factory=dict)
-
-    def _get(self, what: str, precision: str, make) -> Any:
-        key = (what, str(PRECISION_DTYPES[precision]))
-        if key not in self._cache:
-            self._cache[key] = make(PRECISION_DTYPES[precision])
-        return self._cache[key]
 
     def xy(self, precision: str) -> tuple[torch.Tensor, torch.Tensor]:
         return self._get("xy", precision, lambda dt: (self.x.to(dt).contiguous(), self.y.to(dt).contiguous()))

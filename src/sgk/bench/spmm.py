@@ -10,13 +10,12 @@ Implementations (``--impl``):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
 from ..csr import CSRMatrix
-from .harness import PRECISION_DTYPES, Benchmark, Impl, Prepared, register_benchmark, relative_error, tf32_matmul
+from .harness import CachedInputs, Benchmark, Impl, Prepared, register_benchmark, relative_error, tf32_matmul
 from .suites import Case
 
 __all__ = ["SpmmBenchmark", "SpmmInputs"]
@@ -25,19 +24,12 @@ _ELEMENT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
 
 
 @dataclass
-class SpmmInputs:
+class SpmmInputs(CachedInputs):
     """A (fp32, on the device) and B (k×n fp32, N(0, 1)); casts, dense copies and float64
     references per input precision are built on first use and cached."""
 
     a: CSRMatrix
     b: torch.Tensor
-    _cache: dict[tuple[str, str], Any] = field(default_factory=dict)
-
-    def _get(self, what: str, precision: str, make) -> Any:
-        key = (what, str(PRECISION_DTYPES[precision]))
-        if key not in self._cache:
-            self._cache[key] = make(PRECISION_DTYPES[precision])
-        return self._cache[key]
 
     def sparse(self, precision: str) -> CSRMatrix:
         return self._get("a", precision, lambda dt: self.a.to(dtype=dt))
