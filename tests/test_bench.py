@@ -344,3 +344,18 @@ def test_blocksparse_benchmark_cpu(product):
     assert r.impls["sgk"].status == "ok" and r.impls["cublas"].status == "ok"
     assert r.impls["torch_bsr"].status == ("ok" if product in ("fwd", "dgrad") else "n/a")
     assert r.status == "ok"
+
+
+def test_summarize_script(tmp_path):
+    """benchmarks/summarize.py turns a result file into the markdown tables of docs/performance.md."""
+    import importlib.util
+
+    out = tmp_path / "r.json"
+    bench = SpmmBenchmark(impl_names=("sgk", "cublas"), limit=2)
+    bench.run(progress=False)
+    write_json(out, to_json(bench, collect_environment(["sgk"]), summarize(bench)))
+    spec = importlib.util.spec_from_file_location("summarize", _REPO / "benchmarks" / "summarize.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = mod.summarize(out)
+    assert "| group | cases | vs cublas |" in text and "| all | 2 |" in text
