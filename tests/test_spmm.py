@@ -532,6 +532,24 @@ def test_opcheck_triton(kernel_device):
     torch.library.opcheck(torch.ops.sgk.spmm.default, _raw_args(a, values, b, bias, True, "triton"))
 
 
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+@pytest.mark.parametrize("with_bias", [False, True], ids=["plain", "bias"])
+def test_opcheck_unbatched(kernel_device, backend, with_bias):
+    """The registered op also takes unbatched operands (values (nnz), b (k, n), bias (m)) and
+    returns C (m, n): the eager fast path passes them without making views."""
+    if backend == "reference" and kernel_device.type == "cuda":
+        pytest.skip("the reference backend is checked on the CPU")
+    g = gen(19)
+    a = csr_from_lengths([2, 0, 3, 1], 5, g, device=kernel_device)
+    b = randn(5, 3, g=g, device=kernel_device)
+    bias = randn(4, g=g, device=kernel_device) if with_bias else None
+    args = _raw_args(a, a.values, b, bias, with_bias, backend)
+    out = torch.ops.sgk.spmm.default(*args)
+    assert out.shape == (4, 3)
+    _check(out, a, b, bias, relu=with_bias)
+    torch.library.opcheck(torch.ops.sgk.spmm.default, args)
+
+
 # -- torch.compile --------------------------------------------------------------------------------
 # aot_eager traces through the registered ops' fake implementations and the autograd.Function
 # without needing a C++ compiler on this machine.

@@ -324,14 +324,20 @@ def spmm(
     """Launch SpMM. Shapes (already validated and flattened by sgk.ops):
 
     values (V, nnz) with V == 1 or the batch; b (Bb, k, n) with Bb == 1 or the batch;
-    bias (Vb, m) or None; returns C (batch, m, n) of ``out_dtype`` (default b.dtype).
-    ``column_indices16``: the same indices as int16 (k <= 32767), for the compact configurations.
+    bias (Vb, m) or None; returns C (batch, m, n) of ``out_dtype`` (default b.dtype). Unbatched
+    operands — values (nnz), b (k, n), bias (m) or None — give C (m, n) (no views made: each costs
+    about a microsecond of host time). ``column_indices16``: the same indices as int16
+    (k <= 32767), for the compact configurations.
     """
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
-    batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
     n = b.shape[-1]
-    c = torch.empty(batch, m, n, dtype=out_dtype or b.dtype, device=b.device)
+    if b.dim() == 2 and values.dim() == 1 and (bias is None or bias.dim() == 1):
+        batch = 1
+        c = torch.empty(m, n, dtype=out_dtype or b.dtype, device=b.device)
+    else:
+        batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
+        c = torch.empty(batch, m, n, dtype=out_dtype or b.dtype, device=b.device)
     if c.numel() == 0:
         return c
     if config is None:
@@ -369,18 +375,27 @@ def _launch_split(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, val
     acc.zero_()
     _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, None, False, acc)
     if bias is not None:
-        acc += bias.to(torch.float32)[:, :, None]
+        acc += bias.to(torch.float32)[..., None]
     if relu:
         acc.relu_()
     if acc is not c:
         c.copy_(acc)
 
 
+def _batch_stride(t: torch.Tensor | None, tail: int) -> int:
+    """The batch stride a kernel gets for an operand with ``tail`` trailing dimensions: 0 when it
+    has no batch dimension or a batch of one (every batch entry reads the same data)."""
+    if t is None or t.dim() == tail or t.shape[0] == 1:
+        return 0
+    return t.stride(0)
+
+
 def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c) -> None:
-    m, n, batch = c.shape[1], c.shape[2], c.shape[0]
-    stride_vb = values.stride(0) if values.shape[0] > 1 else 0
-    stride_bb = b.stride(0) if b.shape[0] > 1 else 0
-    stride_biasb = (bias.stride(0) if bias.shape[0] > 1 else 0) if bias is not None else 0
+    m, n = c.shape[-2], c.shape[-1]
+    batch = c.shape[0] if c.dim() == 3 else 1
+    stride_vb = _batch_stride(values, 1)
+    stride_bb = _batch_stride(b, 2)
+    stride_biasb = _batch_stride(bias, 1)
     grid_r = cdiv(m, cfg.rows) * cfg.split_k
     grid_n = cdiv(n, cfg.block_n)
     if grid_n > MAX_GRID_YZ:
@@ -406,11 +421,11 @@ def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, valu
             n,
             stride_vb,
             stride_bb,
-            b.stride(1),
-            b.stride(2),
+            b.stride(-2),
+            b.stride(-1),
             stride_biasb,
-            c.stride(0),
-            c.stride(1),
-            c.stride(2),
+            c.stride(0) if batch > 1 else 0,
+            c.stride(-2),
+            c.stride(-1),
         )
         launch(kernel, (grid_r, grid_n, nb), args, constexprs, cfg.num_warps, cfg.num_stages)

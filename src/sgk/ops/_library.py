@@ -42,16 +42,23 @@ def _spmm_impl(
     backend: str,
     column_indices16: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """values (V, nnz), b (Bb, k, n), bias (Vb, m) or None → C (B, m, n). ``column_indices16``: the
-    int16 copy of the indices (k <= 32767) that the kernels' compact configurations read."""
+    """values (V, nnz), b (Bb, k, n), bias (Vb, m) or None → C (B, m, n); unbatched values (nnz),
+    b (k, n) and bias (m) or None → C (m, n). ``column_indices16``: the int16 copy of the indices
+    (k <= 32767) that the kernels' compact configurations read."""
     if backend == "triton":
         return _kernels().spmm.spmm(
             row_offsets, column_indices, row_swizzle, values, b, bias, relu, column_indices16=column_indices16
         )
     m = row_offsets.numel() - 1
-    batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
     out = reference.spmm_coo(row_indices, column_indices, values, b, m, bias, relu)
+    if _unbatched_spmm(values, b, bias):
+        return out
+    batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
     return out.expand(batch, *out.shape[-2:]).contiguous()
+
+
+def _unbatched_spmm(values, b, bias) -> bool:
+    return values.dim() == 1 and b.dim() == 2 and (bias is None or bias.dim() == 1)
 
 
 spmm_op = torch.library.custom_op("sgk::spmm", _spmm_impl, mutates_args=())
@@ -59,6 +66,8 @@ spmm_op = torch.library.custom_op("sgk::spmm", _spmm_impl, mutates_args=())
 
 @spmm_op.register_fake
 def _(row_offsets, column_indices, row_indices, row_swizzle, values, b, bias, relu, backend, column_indices16=None):
+    if _unbatched_spmm(values, b, bias):
+        return b.new_empty(row_offsets.shape[0] - 1, b.shape[-1])
     batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
     return b.new_empty(batch, row_offsets.shape[0] - 1, b.shape[-1])
 

@@ -34,20 +34,19 @@ def _spmm_raw(
     """C (*batch, m, n) from unflattened operands; no autograd."""
     # 16-bit indices for the kernels' compact configurations, where the matrix's bytes dominate.
     compact = topo.column_indices16 if backend == "triton" and b.shape[-1] <= 64 else None
-    if not batch and bias is None:  # the common case, with the fewest host operations
-        out = _library.spmm(
+    if not batch and bias is None:  # the common case, with the fewest host operations (no views)
+        return _library.spmm(
             topo.row_offsets,
             topo.column_indices,
             topo.row_indices,
             topo.row_swizzle,
-            values.unsqueeze(0) if values.stride(-1) == 1 else values.contiguous().unsqueeze(0),
-            b.unsqueeze(0),
+            values if values.stride(-1) == 1 else values.contiguous(),
+            b,
             None,
             relu,
             backend,
             compact,
         )
-        return out[0]
     out = _library.spmm(
         topo.row_offsets,
         topo.column_indices,
