@@ -190,6 +190,9 @@ def test_dense_candidate_batched_and_capped(kernel_device):
     y = randn(14, 9, g=g, device=kernel_device)
     out = kmod.sddmm(p.row_offsets, p.column_indices, p.row_swizzle, x, y[None], config=kmod.DENSE, row_indices=p.row_indices)
     assert_close(out, dense_sddmm(x, y, p), torch.float32, 9)
+    out1 = kmod.sddmm(p.row_offsets, p.column_indices, p.row_swizzle, x[1], y, config=kmod.DENSE, row_indices=p.row_indices)
+    assert out1.shape == (p.nnz,)
+    assert_close(out1, dense_sddmm(x[1], y, p), torch.float32, 9)
     assert kmod.DENSE in kmod.candidates(2048, 100.0, dense=True)
     assert kmod.DENSE not in kmod.candidates(2048, 100.0, dense=False)
     with pytest.raises(ValueError, match="needs the pattern's row indices"):
@@ -342,6 +345,22 @@ def test_opcheck_triton(kernel_device):
     p = csr_from_lengths([2, 0, 3, 1], 5, g, device=kernel_device)
     x, y = randn(2, 4, 3, g=g, device=kernel_device), randn(1, 5, 3, g=g, device=kernel_device)
     torch.library.opcheck(torch.ops.sgk.sddmm.default, _raw_args(p, x, y, "triton"))
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_opcheck_unbatched(kernel_device, backend):
+    """The registered op also takes unbatched x (m, d), y (k, d) and returns (nnz): the eager fast
+    path makes no views. Includes a transposed (non-contiguous) y."""
+    if backend == "reference" and kernel_device.type == "cuda":
+        pytest.skip("the reference backend is checked on the CPU")
+    g = gen(14)
+    p = csr_from_lengths([2, 0, 3, 1], 5, g, device=kernel_device)
+    x, y = randn(4, 3, g=g, device=kernel_device), randn(3, 5, g=g, device=kernel_device).t()
+    args = _raw_args(p, x, y, backend)
+    out = torch.ops.sgk.sddmm.default(*args)
+    assert out.shape == (p.nnz,)
+    assert_close(out, dense_sddmm(x, y, p), torch.float32, 3)
+    torch.library.opcheck(torch.ops.sgk.sddmm.default, args)
 
 
 # -- GPU (H100): moderately large problems ------------------------------------------------------------

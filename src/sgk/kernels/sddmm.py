@@ -163,18 +163,23 @@ def sddmm(
     row_indices: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Launch SDDMM. x (Bx, m, d), y (By, k, d) with Bx, By == 1 or the batch; returns (batch, nnz).
-    ``row_indices`` (the COO rows) enables the dense candidate."""
+    Unbatched x (m, d) and y (k, d) give (nnz) (no views made). ``row_indices`` (the COO rows)
+    enables the dense candidate."""
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
-    batch = max(x.shape[0], y.shape[0])
     d = x.shape[-1]
-    out = torch.empty(batch, nnz, dtype=x.dtype, device=x.device)
+    if x.dim() == 2 and y.dim() == 2:
+        batch = 1
+        out = torch.empty(nnz, dtype=x.dtype, device=x.device)
+    else:
+        batch = max(x.shape[0], y.shape[0])
+        out = torch.empty(batch, nnz, dtype=x.dtype, device=x.device)
     if out.numel() == 0 or m == 0:
         return out
     if d == 0:
         return out.zero_()
     if config is None:
-        k = y.shape[1]
+        k = y.shape[-2]
         dense = row_indices is not None and batch * m * k * x.element_size() <= DENSE_BYTES_CAP
         exact = (m, k, d, nnz, batch, x.dtype, x.device, dense)
         config = _CHOSEN.get(exact)
@@ -196,13 +201,14 @@ def _launch(cfg: SddmmConfig, row_offsets, column_indices, row_swizzle, x, y, ou
         if row_indices is None:
             raise ValueError("sddmm(): the dense configuration needs the pattern's row indices")
         # The full product on cuBLAS (fp32 at torch's matmul precision setting), then a gather.
-        flat = row_indices.to(torch.int64) * y.shape[1] + column_indices.to(torch.int64)
-        prod = torch.matmul(x, y.transpose(1, 2))
-        out.copy_(prod.reshape(prod.shape[0], -1).index_select(1, flat))
+        flat = row_indices.to(torch.int64) * y.shape[-2] + column_indices.to(torch.int64)
+        prod = torch.matmul(x, y.transpose(-1, -2))
+        out.copy_(prod.reshape(*prod.shape[:-2], -1).index_select(-1, flat))
         return
-    m, d, batch = row_offsets.numel() - 1, x.shape[-1], out.shape[0]
-    stride_xb = x.stride(0) if x.shape[0] > 1 else 0
-    stride_yb = y.stride(0) if y.shape[0] > 1 else 0
+    m, d = row_offsets.numel() - 1, x.shape[-1]
+    batch = out.shape[0] if out.dim() == 2 else 1
+    stride_xb = x.stride(0) if x.dim() == 3 and x.shape[0] > 1 else 0
+    stride_yb = y.stride(0) if y.dim() == 3 and y.shape[0] > 1 else 0
     block_d = cfg.block_d if cfg.block_d > 0 else next_power_of_2(d)
     constexprs = {"BLOCK_NZ": cfg.block_nz, "BLOCK_D": block_d, "SINGLE_D": block_d >= d, "EVEN_D": d % block_d == 0}
     for b0 in range(0, batch, MAX_GRID_YZ):
@@ -216,11 +222,11 @@ def _launch(cfg: SddmmConfig, row_offsets, column_indices, row_swizzle, x, y, ou
             out[b0:] if b0 else out,
             d,
             stride_xb,
-            x.stride(1),
-            x.stride(2),
+            x.stride(-2),
+            x.stride(-1),
             stride_yb,
-            y.stride(1),
-            y.stride(2),
-            out.stride(0),
+            y.stride(-2),
+            y.stride(-1),
+            out.stride(0) if batch > 1 else 0,
         )
         launch(_sddmm_kernel, (m, nb, 1), args, constexprs, cfg.num_warps, cfg.num_stages)

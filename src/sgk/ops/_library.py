@@ -81,10 +81,13 @@ def _sddmm_impl(
     y: torch.Tensor,
     backend: str,
 ) -> torch.Tensor:
-    """x (Bx, m, d), y (By, k, d) → values (B, nnz) of X·Yᵀ at the pattern."""
+    """x (Bx, m, d), y (By, k, d) → values (B, nnz) of X·Yᵀ at the pattern; unbatched x (m, d) and
+    y (k, d) → (nnz)."""
     if backend == "triton":
         return _kernels().sddmm.sddmm(row_offsets, column_indices, row_swizzle, x, y, row_indices=row_indices)
     out = reference.sddmm_coo(row_indices, column_indices, x, y)
+    if x.dim() == 2 and y.dim() == 2:
+        return out
     return out.expand(max(x.shape[0], y.shape[0]), out.shape[-1]).contiguous()
 
 
@@ -93,6 +96,8 @@ sddmm_op = torch.library.custom_op("sgk::sddmm", _sddmm_impl, mutates_args=())
 
 @sddmm_op.register_fake
 def _(row_offsets, column_indices, row_indices, row_swizzle, x, y, backend):
+    if x.dim() == 2 and y.dim() == 2:
+        return x.new_empty(column_indices.shape[0])
     return x.new_empty(max(x.shape[0], y.shape[0]), column_indices.shape[0])
 
 

@@ -15,6 +15,10 @@ __all__ = ["sddmm"]
 
 
 def _sddmm_raw(topo: Topology, x: torch.Tensor, y: torch.Tensor, batch: tuple[int, ...], backend: str) -> torch.Tensor:
+    if not batch:  # the common case, with the fewest host operations (no views)
+        return _library.sddmm(
+            topo.row_offsets, topo.column_indices, topo.row_indices, topo.row_swizzle, x, y, backend
+        )
     out = _library.sddmm(
         topo.row_offsets,
         topo.column_indices,
