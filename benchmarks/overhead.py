@@ -29,7 +29,7 @@ a = sgk.CSRMatrix.random(64, 64, 0.9, device="cuda")
 b = torch.randn(64, 64, device="cuda")
 dense = a.to_dense()
 vals, bb = a.values[None], b[None]
-cfg = kspmm.default_config(64, 64, a.nnz)
+cfg = kspmm.SpmmConfig(4, 32, 64, 4)  # a tile-kernel configuration, for the raw launch
 c = torch.empty(1, 64, 64, device="cuda")
 grid = (triton.cdiv(64, cfg.rows), triton.cdiv(64, cfg.block_n), 1)
 ro, ci, sw = a.row_offsets, a.column_indices, a.row_swizzle
@@ -46,6 +46,7 @@ rows = [
     ("torch.matmul dense 64^3", lambda: dense @ b),
     ("triton raw launch", raw),
     ("kernels.spmm launcher", lambda: kspmm.spmm(ro, ci, sw, vals, bb)),
+    ("kernels.spmm launcher 2-D", lambda: kspmm.spmm(ro, ci, sw, a.values, b)),
     ("sgk.spmm", lambda: sgk.spmm(a, b)),
 ]
 with torch.no_grad():
