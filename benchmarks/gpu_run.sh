@@ -10,8 +10,8 @@
 # the call's carry. Here, once:
 #   mkdir -p .dlmc && cp -r ../shared/dlmc/. .dlmc/ && cp ../shared/anchors/dlmc_h100_2026-11-25.json .dlmc/anchors_dlmc_h100_2026-11-25.json
 # Suggested split (each call under the 10-minute command limit; budget the device time first):
-#   call 1: tests targets spmm32        call 2: spmm16 sddmm32        call 3: sddmm16 attention
-#   call 4: decode blocksparse
+#   call 1: tests targets     call 2: spmm32 spmm16     call 3: sddmm32 sddmm16
+#   call 4: attention decode blocksparse
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 OUT=${OUT:-.device_out}; mkdir -p "$OUT"
