@@ -336,3 +336,25 @@ def test_compile_matches_eager():
     torch.testing.assert_close(out, eager)
     for got, ref in zip((t.grad for t in leaves2), want):
         torch.testing.assert_close(got, ref)
+
+
+@pytest.mark.parametrize("n", [1, 3, 17])
+def test_kernel_small_and_odd_widths(kernel_device, n):
+    """N = 1 and odd N (a partial column tile, d below BLOCK_D), p = n rows for X·A."""
+    g = gen(18)
+    a = _bsr(32, 48, 16, 0.5, g, device=kernel_device, empty_rows=(0,))
+    b = randn(48, n, g=g, device=kernel_device)
+    x = randn(n, 32, g=g, device=kernel_device)
+    dense = a.to_dense().double()
+    tol = _tol_dtype(torch.float32, kernel_device)
+    assert_close(sgk.bsr_spmm(a, b, method="triton"), dense @ b.double(), tol, 48)
+    assert_close(sgk.bsr_dsmm(x, a, method="triton"), x.double() @ dense, tol, 32)
+    xs, ys = randn(32, n, g=g, device=kernel_device), randn(48, n, g=g, device=kernel_device)
+    expected = sgk.BSRMatrix.from_dense(xs.double() @ ys.double().T, 16, mask=a.block_mask()).values
+    assert_close(sgk.bsr_sddmm(xs, ys, a, method="triton").values, expected, tol, n)
+
+
+def test_triton_refuses_float64(kernel_device):
+    a = _bsr(32, 32, 16, 0.5, gen(19), dtype=torch.float64, device=kernel_device)
+    with pytest.raises(TypeError, match=r"bsr_spmm\(\): the Triton kernels take float32, float16 or bfloat16"):
+        sgk.bsr_spmm(a, torch.randn(32, 4, dtype=torch.float64, device=kernel_device), method="triton")
