@@ -154,6 +154,14 @@ def test_attention_per_sample_errors():
         sgk.attention(q, q, q, topos)
     with pytest.raises(ValueError, match="must share one shape"):
         sgk.attention(q[:2], q[:2], q[:2], [topos[0], sgk.patterns.local_band(9, 1)])
+    rect = sgk.CSRMatrix.random(8, 6, 0.5, generator=gen(7))
+    kv = torch.randn(2, 6, 4)
+    with pytest.raises(ValueError, match="causal per-sample attention needs square topologies"):
+        sgk.attention(q[:2], kv, kv, [rect, rect], causal=True)
+    with pytest.raises(TypeError, match=r"topology\[1\] must be an sgk.CSRMatrix"):
+        sgk.attention(q[:2], q[:2], q[:2], [topos[0], torch.zeros(8, 8)])
+    out = sgk.attention(q[:2], kv, kv, [rect, rect])  # rectangular without causal is fine
+    assert out.shape == (2, 8, 4)
 
 
 @pytest.mark.gpu
