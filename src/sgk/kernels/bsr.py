@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import MAX_GRID_YZ, cdiv, next_power_of_2
+from ._common import MAX_GRID_YZ, batch_stride, cdiv, next_power_of_2
 from ._launch import launch
 from ._tuning import BucketTuner, pow2_bucket
 
@@ -242,8 +242,8 @@ def spmm(
 def _launch_spmm(cfg: BsrSpmmConfig, row_offsets, column_indices, row_swizzle, block_perm, values, b, out) -> None:
     batch, m, n = out.shape
     bs = values.shape[-1]
-    stride_vb = values.stride(0) if values.shape[0] > 1 else 0
-    stride_bb = b.stride(0) if b.shape[0] > 1 else 0
+    stride_vb = batch_stride(values, 3)
+    stride_bb = batch_stride(b, 2)
     # Aᵀ's block j is the stored block perm[j], transposed: swap the in-block strides.
     stride_vr, stride_vc = (values.stride(3), values.stride(2)) if block_perm is not None else (values.stride(2), values.stride(3))
     grid_n = cdiv(n, cfg.block_n)
@@ -311,8 +311,8 @@ def sddmm(
 def _launch_sddmm(cfg: BsrSddmmConfig, row_indices, column_indices, x, y, out) -> None:
     batch, nnzb, bs = out.shape[0], out.shape[1], out.shape[-1]
     d = x.shape[-1]
-    stride_xb = x.stride(0) if x.shape[0] > 1 else 0
-    stride_yb = y.stride(0) if y.shape[0] > 1 else 0
+    stride_xb = batch_stride(x, 2)
+    stride_yb = batch_stride(y, 2)
     constexprs = {"BS": bs, "BLOCK_D": cfg.block_d, "EVEN_D": d % cfg.block_d == 0, "INPUT_PRECISION": _input_precision(x.dtype)}
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)

@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import MAX_GRID_YZ, next_power_of_2
+from ._common import MAX_GRID_YZ, batch_stride, next_power_of_2
 from ._launch import launch
 from ._tuning import BucketTuner, pow2_bucket
 
@@ -207,8 +207,8 @@ def _launch(cfg: SddmmConfig, row_offsets, column_indices, row_swizzle, x, y, ou
         return
     m, d = row_offsets.numel() - 1, x.shape[-1]
     batch = out.shape[0] if out.dim() == 2 else 1
-    stride_xb = x.stride(0) if x.dim() == 3 and x.shape[0] > 1 else 0
-    stride_yb = y.stride(0) if y.dim() == 3 and y.shape[0] > 1 else 0
+    stride_xb = batch_stride(x, 2)
+    stride_yb = batch_stride(y, 2)
     block_d = cfg.block_d if cfg.block_d > 0 else next_power_of_2(d)
     constexprs = {"BLOCK_NZ": cfg.block_nz, "BLOCK_D": block_d, "SINGLE_D": block_d >= d, "EVEN_D": d % block_d == 0}
     for b0 in range(0, batch, MAX_GRID_YZ):

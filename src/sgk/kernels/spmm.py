@@ -32,7 +32,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import MAX_GRID_YZ, cdiv
+from ._common import MAX_GRID_YZ, batch_stride, cdiv
 from ._launch import launch
 from ._tuning import BucketTuner, pow2_bucket
 
@@ -382,20 +382,12 @@ def _launch_split(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, val
         c.copy_(acc)
 
 
-def _batch_stride(t: torch.Tensor | None, tail: int) -> int:
-    """The batch stride a kernel gets for an operand with ``tail`` trailing dimensions: 0 when it
-    has no batch dimension or a batch of one (every batch entry reads the same data)."""
-    if t is None or t.dim() == tail or t.shape[0] == 1:
-        return 0
-    return t.stride(0)
-
-
 def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c) -> None:
     m, n = c.shape[-2], c.shape[-1]
     batch = c.shape[0] if c.dim() == 3 else 1
-    stride_vb = _batch_stride(values, 1)
-    stride_bb = _batch_stride(b, 2)
-    stride_biasb = _batch_stride(bias, 1)
+    stride_vb = batch_stride(values, 1)
+    stride_bb = batch_stride(b, 2)
+    stride_biasb = batch_stride(bias, 1)
     grid_r = cdiv(m, cfg.rows) * cfg.split_k
     grid_n = cdiv(n, cfg.block_n)
     if grid_n > MAX_GRID_YZ:
