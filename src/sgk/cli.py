@@ -312,8 +312,8 @@ def _print_header(bench, cases, env: dict, out: TextIO) -> None:
     )
     if not bench.on_gpu:
         print(CPU_NOTICE, file=out)
-    if bench.anchors is not None:
-        cols = bench.anchor_columns.get(bench.dtype)
+    cols = bench.anchor_columns.get(bench.dtype) if bench.anchors is not None else None
+    if cols is not None:  # the blocksparse and decode suites have no Sputnik anchors
         print(f"anchors: {bench.anchors.path} ({len(bench.anchors)} rows; Sputnik estimate from {cols[0]}/{cols[1]})", file=out)
         if bench.timer != "do_bench":
             print(f"note: the anchors were timed with do_bench; with --timer {bench.timer} the Sputnik estimate mixes timers", file=out)
