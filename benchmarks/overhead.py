@@ -1,16 +1,20 @@
-"""Host overhead per call on the GPU machine: raw Triton launch, launcher, public op, torch.matmul.
+"""Host overhead per call on the GPU machine: Triton's launch path against sgk's direct launcher
+call, the sgk launchers, the public ops, torch.matmul; and the GPU time of do_bench's L2 flush
+(the host time per timed call that the flush hides).
 
 Per-call wall time of N back-to-back calls on a tiny problem (GPU time negligible), then a profile
-of the public op. PYTHONPATH=src python benchmarks/overhead.py
+of the public op. PYTHONPATH=src python benchmarks/overhead.py [--json PATH]
 """
+import argparse
 import cProfile
+import json
 import pstats
 import time
 
 import torch
-import triton
 
 import sgk
+from sgk.kernels import _launch
 from sgk.kernels import spmm as kspmm
 
 
@@ -25,38 +29,79 @@ def per_call_us(fn, n=2000):
     return (time.perf_counter() - t) / n * 1e6
 
 
-a = sgk.CSRMatrix.random(64, 64, 0.9, device="cuda")
-b = torch.randn(64, 64, device="cuda")
-dense = a.to_dense()
-vals, bb = a.values[None], b[None]
-cfg = kspmm.SpmmConfig(4, 32, 64, 4)  # a tile-kernel configuration, for the raw launch
-c = torch.empty(1, 64, 64, device="cuda")
-grid = (triton.cdiv(64, cfg.rows), triton.cdiv(64, cfg.block_n), 1)
-ro, ci, sw = a.row_offsets, a.column_indices, a.row_swizzle
+def flush_us():
+    """GPU time of one do_bench L2 flush (zeroing its 256 MB buffer)."""
+    cache = torch.empty(256 * 1024 * 1024 // 4, dtype=torch.int, device="cuda")
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    for _ in range(3):
+        cache.zero_()
+    s.record()
+    for _ in range(20):
+        cache.zero_()
+    e.record()
+    torch.cuda.synchronize()
+    return s.elapsed_time(e) / 20 * 1e3
 
 
-def raw():
-    kspmm._spmm_kernel[grid](ro, ci, sw, vals, bb, c, c, 64, 64, 0, 0, 64, 1, 0, 4096, 64, 1,
-                             ROWS=cfg.rows, BLOCK_K=cfg.block_k, BLOCK_N=cfg.block_n, HAS_BIAS=False, RELU=False,
-                             num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    a = sgk.CSRMatrix.random(64, 64, 0.9, device="cuda")
+    b = torch.randn(64, 64, device="cuda")
+    x = torch.randn(64, 32, device="cuda")
+    dense = a.to_dense()
+    cfg = kspmm.SpmmConfig(4, 32, 64, 4)
+    ro, ci, sw = a.row_offsets, a.column_indices, a.row_swizzle
+
+    # The direct call must give the same numbers as Triton's own path, on every kernel family.
+    checks = {}
+    for fast in (False, True):
+        _launch.set_fast_launch(fast)
+        outs = []
+        for c_ in (cfg, kspmm.SpmmConfig(4, 8, 32, 1, 1, "1d"), kspmm.SpmmConfig(1, 8, 64, 1, 1, "1d", 4)):
+            for _ in range(2):  # the second launch of a key takes the cached path
+                o = kspmm.spmm(ro, ci, sw, a.values, b, config=c_)
+            outs.append(o)
+        for _ in range(2):
+            outs.append(sgk.sddmm(x, x, a).values)
+            outs.append(sgk.sparse_softmax(a).values)
+        checks[fast] = [o.clone() for o in outs]
+    same = all(torch.equal(p, q) for p, q in zip(checks[False], checks[True]))
+    ref = a.to_dense().double() @ b.double()
+    err = (checks[True][0].double() - ref).abs().max().item()
+    print(f"direct launch == triton launch on spmm tile/1d/split-K, sddmm, softmax: {same}; spmm max err {err:.2e}")
+
+    rows = {}
+    for fast in (False, True):
+        _launch.set_fast_launch(fast)
+        tag = "direct" if fast else "triton"
+        kspmm.spmm(ro, ci, sw, a.values, b, config=cfg)
+        rows[f"kernels.spmm launcher ({tag})"] = per_call_us(lambda: kspmm.spmm(ro, ci, sw, a.values, b, config=cfg))
+        rows[f"sgk.spmm ({tag})"] = per_call_us(lambda: sgk.spmm(a, b))
+        rows[f"sgk.sddmm ({tag})"] = per_call_us(lambda: sgk.sddmm(x, x, a))
+    rows["launch() args only (no kernel)"] = per_call_us(
+        lambda: _launch._ENTRIES.get((None, tuple(_launch._int_spec(v) for v in (64, 64, 0, 0, 64, 1, 0, 4096, 64, 1)))))
+    rows["torch.empty"] = per_call_us(lambda: torch.empty(64, 64, device="cuda"))
+    rows["torch.matmul dense 64^3"] = per_call_us(lambda: dense @ b)
+    with torch.no_grad():
+        rows["sgk.spmm no_grad (direct)"] = per_call_us(lambda: sgk.spmm(a, b))
+    rows["do_bench L2 flush (GPU time)"] = flush_us()
+    for name, us in rows.items():
+        print(f"{name:36s} {us:7.1f} us/call", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"same": same, "us_per_call": rows, "gpu": torch.cuda.get_device_name(),
+                       "torch": torch.__version__}, f, indent=1)
+    pr = cProfile.Profile()
+    pr.enable()
+    for _ in range(2000):
+        sgk.spmm(a, b)
+    pr.disable()
+    torch.cuda.synchronize()
+    pstats.Stats(pr).sort_stats("tottime").print_stats(14)
 
 
-rows = [
-    ("torch.empty", lambda: torch.empty(1, 64, 64, device="cuda")),
-    ("torch.matmul dense 64^3", lambda: dense @ b),
-    ("triton raw launch", raw),
-    ("kernels.spmm launcher", lambda: kspmm.spmm(ro, ci, sw, vals, bb)),
-    ("kernels.spmm launcher 2-D", lambda: kspmm.spmm(ro, ci, sw, a.values, b)),
-    ("sgk.spmm", lambda: sgk.spmm(a, b)),
-]
-with torch.no_grad():
-    rows.append(("sgk.spmm no_grad", lambda: sgk.spmm(a, b)))
-for name, fn in rows:
-    print(f"{name:28s} {per_call_us(fn):7.1f} us/call", flush=True)
-pr = cProfile.Profile()
-pr.enable()
-for _ in range(2000):
-    sgk.spmm(a, b)
-pr.disable()
-torch.cuda.synchronize()
-pstats.Stats(pr).sort_stats("tottime").print_stats(22)
+if __name__ == "__main__":
+    main()
