@@ -14,6 +14,7 @@ import triton.language as tl
 
 from ._common import MAX_GRID_YZ, next_power_of_2
 from ._launch import launch
+from ._tuning import BucketTuner, pow2_bucket
 
 
 @triton.jit
@@ -150,6 +151,17 @@ def _block(max_row: int) -> tuple[int, bool, int]:
     return 1024, False, 4
 
 
+_TUNER = BucketTuner("softmax")
+
+
+def _warps(kind: str, kernel_args: tuple, launch_one, x: torch.Tensor, block: int, single: bool, warps: int, m: int) -> int:
+    """The number of warps: the heuristic ``warps`` and its halving and doubling, timed once per
+    bucketed key (direction, dtype, block, rows×batch) when autotuning is on."""
+    cands = list(dict.fromkeys(w for w in (warps, warps // 2, warps * 2) if 1 <= w <= 16 and w * 32 <= max(block, 32)))
+    key = (kind, x.dtype, block, single, pow2_bucket(m * x.shape[0]), *kernel_args)
+    return _TUNER.choose(key, cands, launch_one, x.device)
+
+
 def softmax(
     row_offsets: torch.Tensor,
     column_indices: torch.Tensor,
@@ -169,11 +181,15 @@ def softmax(
     if max_row is None:
         max_row = int((row_offsets[1:] - row_offsets[:-1]).max())
     block, single, warps = _block(max_row)
-    for b0 in range(0, batch, MAX_GRID_YZ):
-        nb = min(MAX_GRID_YZ, batch - b0)
-        args = (row_offsets, column_indices, row_swizzle, x[b0:] if b0 else x, y[b0:] if b0 else y,
-                x.stride(0), y.stride(0), float(scale))
-        launch(_softmax_kernel, (m, nb, 1), args, {"BLOCK": block, "SINGLE": single, "CAUSAL": causal}, warps, 1)
+
+    def run(w: int) -> None:
+        for b0 in range(0, batch, MAX_GRID_YZ):
+            nb = min(MAX_GRID_YZ, batch - b0)
+            args = (row_offsets, column_indices, row_swizzle, x[b0:] if b0 else x, y[b0:] if b0 else y,
+                    x.stride(0), y.stride(0), float(scale))
+            launch(_softmax_kernel, (m, nb, 1), args, {"BLOCK": block, "SINGLE": single, "CAUSAL": causal}, w, 1)
+
+    run(_warps("fwd", (causal,), run, x, block, single, warps, m))
     return y
 
 
@@ -194,9 +210,13 @@ def softmax_backward(
     if max_row is None:
         max_row = int((row_offsets[1:] - row_offsets[:-1]).max())
     block, single, warps = _block(max_row)
-    for b0 in range(0, batch, MAX_GRID_YZ):
-        nb = min(MAX_GRID_YZ, batch - b0)
-        args = (row_offsets, row_swizzle, y[b0:] if b0 else y, g[b0:] if b0 else g, dx[b0:] if b0 else dx,
-                y.stride(0), g.stride(0), dx.stride(0), float(scale))
-        launch(_softmax_backward_kernel, (m, nb, 1), args, {"BLOCK": block, "SINGLE": single}, warps, 1)
+
+    def run(w: int) -> None:
+        for b0 in range(0, batch, MAX_GRID_YZ):
+            nb = min(MAX_GRID_YZ, batch - b0)
+            args = (row_offsets, row_swizzle, y[b0:] if b0 else y, g[b0:] if b0 else g, dx[b0:] if b0 else dx,
+                    y.stride(0), g.stride(0), dx.stride(0), float(scale))
+            launch(_softmax_backward_kernel, (m, nb, 1), args, {"BLOCK": block, "SINGLE": single}, w, 1)
+
+    run(_warps("bwd", (), run, g, block, single, warps, m))
     return dx
