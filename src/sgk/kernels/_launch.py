@@ -40,24 +40,32 @@ def _int_spec(a: int) -> int:
     return 2 if a == 1 else (1 if a % 16 == 0 else 0) + (4 if _INT_MIN <= a < _INT_MAX else 8)
 
 
-def _direct_entry(kernel: Any) -> tuple | None:
-    """What the direct call needs, or None when this compiled kernel must go through its runner."""
+def direct_entry_problem(kernel: Any) -> str | None:
+    """Why the direct call cannot serve this compiled kernel (None: it can)."""
     try:
         from triton import knobs
 
         run = kernel.run
         if knobs.runtime.launch_enter_hook is not None or knobs.runtime.launch_exit_hook is not None:
-            return None
+            return "a launch hook is installed"
         if getattr(run, "global_scratch_size", 1) or getattr(run, "profile_scratch_size", 1):
-            return None
+            return f"scratch buffers ({getattr(run, 'global_scratch_size', '?')}, {getattr(run, 'profile_scratch_size', '?')})"
         c_launch = getattr(run, "launch", None)
         if c_launch is None or getattr(c_launch, "__name__", "") == "inner":  # tensor-descriptor wrapper
-            return None
+            return f"no plain C launcher ({type(run).__name__})"
         if getattr(run, "num_ctas", 1) != 1:
-            return None
-        return (c_launch, kernel.function, kernel.packed_metadata, run.launch_cooperative_grid, run.launch_pdl)
-    except Exception:  # another Triton version's internals: keep the runner
+            return "clusters"
         return None
+    except Exception as e:  # another Triton version's internals: keep the runner
+        return f"{type(e).__name__}: {e}"
+
+
+def _direct_entry(kernel: Any) -> tuple | None:
+    """What the direct call needs, or None when this compiled kernel must go through its runner."""
+    if direct_entry_problem(kernel) is not None:
+        return None
+    run = kernel.run
+    return (run.launch, kernel.function, kernel.packed_metadata, run.launch_cooperative_grid, run.launch_pdl)
 
 
 def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, Any], num_warps: int, num_stages: int) -> None:

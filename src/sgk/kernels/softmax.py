@@ -1,7 +1,9 @@
 """Sparse softmax over each CSR row's nonzeros, forward and backward.
 
-One program per (row, batch entry), rows in swizzle order. When every row fits in one block
-(``SINGLE``, rows up to 4096 nonzeros: attention topologies) the row is read once and written once.
+One program per (row, batch entry). When every row fits in one block (``SINGLE``, rows up to 4096
+nonzeros: attention topologies) the row is read once and written once, rows in their own order (the
+swizzle lookup is one more dependent memory latency before the data, and these programs are short);
+longer rows go in swizzle order.
 Otherwise, forward: one pass keeps a running max and a running sum of exponentials (rescaled when
 the max grows), a second pass writes exp(scale·x − max) / sum. A row whose entries are all −inf, or an empty row, writes zeros (never
 NaN). Backward: one pass for Σ g·y, one pass writing scale · y · (g − Σ g·y).
@@ -37,7 +39,10 @@ def _softmax_kernel(
 ):
     pid = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
-    row = tl.load(row_swizzle_ptr + pid)
+    if SINGLE:  # short rows: no balancing needed, and one dependent load less before the data
+        row = pid
+    else:
+        row = tl.load(row_swizzle_ptr + pid)
     start = tl.load(row_offsets_ptr + row)
     end = tl.load(row_offsets_ptr + row + 1)
     x_base = x_ptr + pid_b * stride_xb
@@ -108,7 +113,10 @@ def _softmax_backward_kernel(
 ):
     pid = tl.program_id(0)
     pid_b = tl.program_id(1).to(tl.int64)
-    row = tl.load(row_swizzle_ptr + pid)
+    if SINGLE:  # short rows: no balancing needed, and one dependent load less before the data
+        row = pid
+    else:
+        row = tl.load(row_swizzle_ptr + pid)
     start = tl.load(row_offsets_ptr + row)
     end = tl.load(row_offsets_ptr + row + 1)
     y_base = y_ptr + pid_b * stride_yb
