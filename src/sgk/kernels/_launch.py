@@ -26,7 +26,8 @@ import torch
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31
 _FAST = os.environ.get("SGK_SLOW_LAUNCH", "0") in ("", "0")
-_ENTRIES: dict[tuple, Any] = {}  # key -> (c launcher, function, packed metadata, cooperative, pdl) or a CompiledKernel
+_ENTRIES: dict[tuple, Any] = {}  # key -> (c launcher, function, packed metadata, cooperative, pdl, hooks) or a CompiledKernel
+_RUNNERS: dict[tuple, Any] = {}  # key -> CompiledKernel
 
 
 def set_fast_launch(enabled: bool) -> None:
@@ -34,10 +35,25 @@ def set_fast_launch(enabled: bool) -> None:
     global _FAST
     _FAST = bool(enabled)
     _ENTRIES.clear()
+    _RUNNERS.clear()
 
 
 def _int_spec(a: int) -> int:
     return 2 if a == 1 else (1 if a % 16 == 0 else 0) + (4 if _INT_MIN <= a < _INT_MAX else 8)
+
+
+def _hooks_active(hook: Any) -> bool:
+    """Triton 3.6 keeps launch hooks in a ``HookChain`` (never None; empty when nobody hooked in)."""
+    if hook is None:
+        return False
+    calls = getattr(hook, "calls", None)
+    return calls is None or bool(calls)
+
+
+def _hook_chains() -> tuple:
+    from triton import knobs
+
+    return knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook
 
 
 def direct_entry_problem(kernel: Any) -> str | None:
@@ -46,7 +62,7 @@ def direct_entry_problem(kernel: Any) -> str | None:
         from triton import knobs
 
         run = kernel.run
-        if knobs.runtime.launch_enter_hook is not None or knobs.runtime.launch_exit_hook is not None:
+        if _hooks_active(knobs.runtime.launch_enter_hook) or _hooks_active(knobs.runtime.launch_exit_hook):
             return "a launch hook is installed"
         if getattr(run, "global_scratch_size", 1) or getattr(run, "profile_scratch_size", 1):
             return f"scratch buffers ({getattr(run, 'global_scratch_size', '?')}, {getattr(run, 'profile_scratch_size', '?')})"
@@ -65,7 +81,8 @@ def _direct_entry(kernel: Any) -> tuple | None:
     if direct_entry_problem(kernel) is not None:
         return None
     run = kernel.run
-    return (run.launch, kernel.function, kernel.packed_metadata, run.launch_cooperative_grid, run.launch_pdl)
+    return (run.launch, kernel.function, kernel.packed_metadata, run.launch_cooperative_grid, run.launch_pdl,
+            _hook_chains())
 
 
 def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, Any], num_warps: int, num_stages: int) -> None:
@@ -99,12 +116,15 @@ def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, An
     entry = _ENTRIES.get(key)
     if entry is not None:
         if type(entry) is tuple:
-            c_launch, function, packed, coop, pdl = entry
-            stream = torch._C._cuda_getCurrentRawStream(device)
-            c_launch(grid[0], grid[1], grid[2], stream, function, coop, pdl, None, None, packed, None, None, None,
-                     *call, *cvals)
-        else:
-            entry[grid](*args, *cvals)
+            c_launch, function, packed, coop, pdl, (enter, leave) = entry
+            # A profiler that hooks in later (HookChain.add) sends launches back through the runner.
+            if not (getattr(enter, "calls", None) or getattr(leave, "calls", None)):
+                stream = torch._C._cuda_getCurrentRawStream(device)
+                c_launch(grid[0], grid[1], grid[2], stream, function, coop, pdl, None, None, packed, None, None, None,
+                         *call, *cvals)
+                return
+            entry = _RUNNERS[key]
+        entry[grid](*args, *cvals)
         return
     kernel = fn[grid](*args, **constexprs, num_warps=num_warps, num_stages=num_stages)
     if device is None or device < 0 or kernel is None or not hasattr(kernel, "packed_metadata"):
@@ -113,3 +133,4 @@ def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, An
         return
     direct = _direct_entry(kernel) if _FAST else None
     _ENTRIES[key] = direct if direct is not None else kernel
+    _RUNNERS[key] = kernel
