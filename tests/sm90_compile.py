@@ -115,10 +115,11 @@ def variants():
                    {"BLOCK_NZ": cfg.block_nz, "BLOCK_D": block_d, "SINGLE_D": block_d >= d, "EVEN_D": d % block_d == 0},
                    cfg.num_warps, cfg.num_stages)
         types = {"row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32",
-                 "x_ptr": PTR[dt], "y_ptr": PTR[dt], "stride_xb": "i64", "stride_yb": "i64", "scale": "fp32"}
+                 "x_ptr": PTR[dt], "y_ptr": PTR[dt], "stride_xb": "i64", "stride_yb": "i64", "scale": "fp32", "m": "i32"}
         for single, causal in itertools.product((True, False), (False, True)):
-            yield (f"softmax {dt} single={single} causal={causal}", softmax_mod._softmax_kernel, types,
-                   {"BLOCK": 1024, "SINGLE": single, "CAUSAL": causal}, 4, 1)
+            for rows in ((1, 4) if single else (1,)):
+                yield (f"softmax {dt} single={single} causal={causal} rows={rows}", softmax_mod._softmax_kernel, types,
+                       {"BLOCK": 1024, "SINGLE": single, "CAUSAL": causal, "ROWS": rows}, 4, 1)
         precision = "tf32" if dt == "fp32" else "ieee"
         # Block-sparse: every candidate of the large blocks (whose pipelines come closest to the
         # shared-memory limit, checked in main), the first candidate of the small ones.
@@ -147,10 +148,11 @@ def variants():
                        sddmm_types, {"BS": bs, "BLOCK_D": cfg.block_d, "EVEN_D": bs != 64, "INPUT_PRECISION": precision},
                        cfg.num_warps, cfg.num_stages)
         types = {"row_offsets_ptr": "*i32", "row_swizzle_ptr": "*i32", "y_ptr": PTR[dt], "g_ptr": PTR[dt],
-                 "dx_ptr": PTR[dt], "stride_yb": "i64", "stride_gb": "i64", "stride_dxb": "i64", "scale": "fp32"}
+                 "dx_ptr": PTR[dt], "stride_yb": "i64", "stride_gb": "i64", "stride_dxb": "i64", "scale": "fp32", "m": "i32"}
         for single in (True, False):
-            yield (f"softmax_backward {dt} single={single}", softmax_mod._softmax_backward_kernel, types,
-                   {"BLOCK": 1024, "SINGLE": single}, 4, 1)
+            for rows in ((1, 4) if single else (1,)):
+                yield (f"softmax_backward {dt} single={single} rows={rows}", softmax_mod._softmax_backward_kernel, types,
+                       {"BLOCK": 1024, "SINGLE": single, "ROWS": rows}, 4, 1)
 
 
 def main(argv: list[str]) -> int:

@@ -354,3 +354,25 @@ def test_gpu_batch_offsets_beyond_int32():
         assert_close(out[i], expected, torch.float16, length)
     del v, out
     torch.cuda.empty_cache()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 1), (4, 2), (8, 1)], ids=lambda s: f"rows{s[0]}_w{s[1]}")
+@pytest.mark.parametrize("causal", [False, True])
+def test_kernel_rows_per_program(kernel_device, shape, causal):
+    """Several rows per program (the tuner's other candidates), with m not a multiple of them, an
+    empty row, causal masking; forward and backward against the float64 oracle."""
+    from sgk.kernels import softmax as ksoftmax
+
+    a = _causal_pattern(kernel_device, batch=(2,))  # 6 rows (one empty), up to 45 nonzeros
+    topo = a.topology
+    x = a.values
+    y = ksoftmax.softmax(topo.row_offsets, topo.column_indices, topo.row_swizzle, x, 0.5, None, causal, shape=shape)
+    expected = dense_softmax(a, 0.5, causal)
+    assert_close(y, expected, torch.float32, 45)
+    g = randn(*x.shape, g=gen(13)).to(kernel_device)
+    dx = ksoftmax.softmax_backward(topo.row_offsets, topo.row_swizzle, y, g, 0.5, None, shape=shape)
+    yd = expected.to(torch.float64)
+    gd = g.double().cpu()
+    rows = a.row_indices.long().cpu()
+    dot = torch.zeros(2, 6, dtype=torch.float64).index_add(-1, rows, yd * gd)
+    assert_close(dx, 0.5 * yd * (gd - dot[..., rows]), torch.float32, 45)
