@@ -359,3 +359,13 @@ def test_summarize_script(tmp_path):
     spec.loader.exec_module(mod)
     text = mod.summarize(out)
     assert "| group | cases | vs cublas |" in text and "| all | 2 |" in text
+
+
+def test_git_sha_env_override_wins(monkeypatch):
+    """A benchmark machine's tree may hold a stale .git: $SGK_GIT_SHA, when set, is what is recorded."""
+    from sgk.bench.env import git_sha
+
+    monkeypatch.setenv("SGK_GIT_SHA", "0123abc")
+    assert git_sha() == "0123abc"
+    monkeypatch.delenv("SGK_GIT_SHA")
+    assert git_sha() != "0123abc"

@@ -44,8 +44,11 @@ def triton_version() -> str | None:
 def git_sha(cwd: str | None = None) -> str | None:
     """``git rev-parse HEAD`` of the repository containing ``cwd`` (default: the current
     directory), with ``-dirty`` appended when tracked files are modified; None outside a repo or
-    before the first commit. Where the tree is a copy without ``.git`` (a benchmark machine), the
-    sha given in ``$SGK_GIT_SHA`` is used."""
+    before the first commit. ``$SGK_GIT_SHA``, when set, wins: a benchmark machine's copy of the
+    tree may carry no ``.git`` or a stale one (on the H100 machine a ``.git`` of an earlier commit
+    travelled along and runs of later code recorded it, marked ``-dirty``)."""
+    if os.environ.get("SGK_GIT_SHA"):
+        return os.environ["SGK_GIT_SHA"]
     cwd = cwd or os.getcwd()
     try:
         sha = subprocess.run(
