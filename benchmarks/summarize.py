@@ -24,7 +24,7 @@ def summarize(path: Path) -> str:
     prov = data.get("provenance", {})
     cfg = data.get("config", {})
     lines = [
-        f"### `{path.name}`",
+        f"### `{path.parent.name}/{path.name}`",
         "",
         f"{data.get('benchmark', '?')} · suite {cfg.get('suite', prov.get('suite', '?'))} · dtype {cfg.get('dtype', prov.get('dtype', '?'))}"
         f" · {prov.get('gpu') or 'CPU (reference path)'} · torch {prov.get('torch', '?')} · triton {prov.get('triton', '?')}"
