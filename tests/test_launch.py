@@ -76,3 +76,88 @@ def test_gpu_hook_added_later_is_called():
         chain.remove(hook)
     assert seen, "a launch hook added after the first launch was not called"
     torch.testing.assert_close(c, a.to_dense() @ b)
+
+
+class _FakeRun:
+    """Stands in for Triton's CudaLauncher: records the direct C-launcher calls."""
+
+    global_scratch_size = 0
+    profile_scratch_size = 0
+    num_ctas = 1
+    launch_cooperative_grid = False
+    launch_pdl = False
+
+    def __init__(self):
+        self.calls = []
+
+        def launch(*args):
+            self.calls.append(args)
+
+        self.launch = launch
+
+
+class _FakeKernel:
+    def __init__(self):
+        self.run = _FakeRun()
+        self.function = 1234
+        self.packed_metadata = (4, 1, 0)
+        self.runner_calls = []
+
+    def __getitem__(self, grid):
+        return lambda *args: self.runner_calls.append((grid, args))
+
+
+class _FakeJit:
+    arg_names = ["x_ptr", "n", "BLOCK"]
+
+    def __init__(self):
+        self.kernel = _FakeKernel()
+        self.jit_calls = 0
+
+    def __getitem__(self, grid):
+        def run(*args, **kwargs):
+            self.jit_calls += 1
+            return self.kernel
+
+        return run
+
+
+class _OnDevice(torch.Tensor):
+    """A CPU tensor that reports device 0, so launch() takes its CUDA caching path."""
+
+    def get_device(self):
+        return 0
+
+
+def test_direct_launch_path_with_fakes(monkeypatch):
+    """First launch through Triton; then the C launcher with the tensor's address; a hook added
+    later sends the launch to the compiled kernel's runner."""
+    from triton import knobs
+
+    chain = knobs.runtime.launch_enter_hook
+    if not hasattr(chain, "calls"):
+        pytest.skip("this Triton keeps launch hooks as plain functions")
+    monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", lambda device: 77, raising=False)
+    _launch.set_fast_launch(True)
+    try:
+        fn = _FakeJit()
+        x = torch.zeros(8).as_subclass(_OnDevice)
+        args, cexpr = (x, 5), {"BLOCK": 32}
+        _launch.launch(fn, (3, 1, 1), args, cexpr, 4, 1)
+        assert fn.jit_calls == 1 and not fn.kernel.run.calls
+        _launch.launch(fn, (3, 1, 1), args, cexpr, 4, 1)
+        assert fn.jit_calls == 1
+        (call,) = fn.kernel.run.calls
+        assert call[:5] == (3, 1, 1, 77, 1234) and call[-3:] == (x.data_ptr(), 5, 32)
+
+        def hook(meta):
+            pass
+
+        chain.add(hook)
+        try:
+            _launch.launch(fn, (3, 1, 1), args, cexpr, 4, 1)
+        finally:
+            chain.remove(hook)
+        assert len(fn.kernel.run.calls) == 1 and len(fn.kernel.runner_calls) == 1
+    finally:
+        _launch.set_fast_launch(True)

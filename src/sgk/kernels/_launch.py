@@ -26,8 +26,9 @@ import torch
 
 _INT_MIN, _INT_MAX = -(2**31), 2**31
 _FAST = os.environ.get("SGK_SLOW_LAUNCH", "0") in ("", "0")
-_ENTRIES: dict[tuple, Any] = {}  # key -> (c launcher, function, packed metadata, cooperative, pdl, hooks) or a CompiledKernel
-_RUNNERS: dict[tuple, Any] = {}  # key -> CompiledKernel
+# key -> (c launcher, function, packed metadata, cooperative, pdl, (enter, exit hook chains), CompiledKernel),
+# or the CompiledKernel alone where only its runner can launch it
+_ENTRIES: dict[tuple, Any] = {}
 
 
 def set_fast_launch(enabled: bool) -> None:
@@ -35,7 +36,6 @@ def set_fast_launch(enabled: bool) -> None:
     global _FAST
     _FAST = bool(enabled)
     _ENTRIES.clear()
-    _RUNNERS.clear()
 
 
 def _int_spec(a: int) -> int:
@@ -82,7 +82,7 @@ def _direct_entry(kernel: Any) -> tuple | None:
         return None
     run = kernel.run
     return (run.launch, kernel.function, kernel.packed_metadata, run.launch_cooperative_grid, run.launch_pdl,
-            _hook_chains())
+            _hook_chains(), kernel)
 
 
 def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, Any], num_warps: int, num_stages: int) -> None:
@@ -116,14 +116,14 @@ def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, An
     entry = _ENTRIES.get(key)
     if entry is not None:
         if type(entry) is tuple:
-            c_launch, function, packed, coop, pdl, (enter, leave) = entry
+            c_launch, function, packed, coop, pdl, (enter, leave), kernel = entry
             # A profiler that hooks in later (HookChain.add) sends launches back through the runner.
             if not (getattr(enter, "calls", None) or getattr(leave, "calls", None)):
                 stream = torch._C._cuda_getCurrentRawStream(device)
                 c_launch(grid[0], grid[1], grid[2], stream, function, coop, pdl, None, None, packed, None, None, None,
                          *call, *cvals)
                 return
-            entry = _RUNNERS[key]
+            entry = kernel
         entry[grid](*args, *cvals)
         return
     kernel = fn[grid](*args, **constexprs, num_warps=num_warps, num_stages=num_stages)
@@ -133,4 +133,3 @@ def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, An
         return
     direct = _direct_entry(kernel) if _FAST else None
     _ENTRIES[key] = direct if direct is not None else kernel
-    _RUNNERS[key] = kernel
