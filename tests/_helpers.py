@@ -103,7 +103,7 @@ def poison_kernel_outputs(monkeypatch) -> None:
 
 
 # Neutral values for flags a registered op may grow (the schema, not the test, decides the order).
-_NEUTRAL = {"causal": False, "relu": False, "bias": None, "column_indices16": None}
+_NEUTRAL = {"causal": False, "relu": False, "bias": None, "column_indices16": None, "bitmap": None, "word_offsets": None}
 
 
 def op_args(op, a: sgk.CSRMatrix, **given) -> tuple:

@@ -16,6 +16,9 @@ FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 """Value dtypes the Triton kernels implement (fp32 accumulation for the half types)."""
 
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+"""The half-precision dtypes (fp32 accumulation in every kernel)."""
+
 INDEX_DTYPES = (torch.int32, torch.int64)
 
 INT32_MAX = 2**31 - 1

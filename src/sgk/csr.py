@@ -103,6 +103,47 @@ class Topology:
         return self._cached("column_indices16", lambda: self.column_indices.to(torch.int16))
 
     @property
+    def bitmap(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The pattern as a bitmap, for the SpMM kernels that decode dense tiles of A and multiply
+        them on tensor cores (fp16/bf16, small N): ``(bits, word_offsets)``, both int32 (m, kw)
+        with kw = k rounded up to 256 columns, in 32-bit words. Bit s of ``bits[r, w]`` is set iff
+        column 32·w + s of row r is stored; ``word_offsets[r, w]`` is the CSR position of that
+        word's first stored entry, so an entry's value is ``values[word_offsets + (set bits below
+        it)]``: the values stay in CSR order. Two bits per matrix element (k·m/4 bytes).
+
+        None where it does not pay or cannot be built: density below 1/64 (the bitmap would
+        outweigh the values), more than 2**31 bytes, or column indices not strictly increasing
+        within rows (``validate()`` checks that invariant).
+        """
+        return self._cached("bitmap", self._make_bitmap)
+
+    def _make_bitmap(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        m, k = self.shape
+        kw = -(-k // 256) * 8
+        if m == 0 or k == 0 or self.nnz * 64 < m * k or m * kw * 8 > 2**31:
+            return None
+        rows = self.row_indices.to(torch.int64)
+        cols = self.column_indices.to(torch.int64)
+        word = rows * kw + (cols >> 5)
+        if self.nnz > 1 and not bool(((rows[1:] > rows[:-1]) | ((rows[1:] == rows[:-1]) & (cols[1:] > cols[:-1]))).all()):
+            return None
+        bit = torch.ones_like(cols) << (cols & 31)
+        # Entries are sorted by (row, column), so each word's entries are consecutive; the bits of
+        # one word are distinct, so their sum is their OR.
+        first = torch.ones(self.nnz, dtype=torch.bool, device=self.device)
+        first[1:] = word[1:] != word[:-1]
+        starts = torch.nonzero(first).squeeze(1)
+        ends = torch.cat([starts[1:], starts.new_tensor([self.nnz])]) - 1
+        total = torch.cumsum(bit, 0)
+        sums = total[ends] - total[starts] + bit[starts]
+        sums = torch.where(sums >= 2**31, sums - 2**32, sums).to(torch.int32)
+        bits = torch.zeros(m * kw, dtype=torch.int32, device=self.device)
+        offsets = torch.zeros(m * kw, dtype=torch.int32, device=self.device)
+        bits[word[starts]] = sums
+        offsets[word[starts]] = starts.to(torch.int32)
+        return bits.view(m, kw), offsets.view(m, kw)
+
+    @property
     def max_row_length(self) -> int:
         """Length of the longest row (host int; computed once, one device sync)."""
         return self._cached("max_row_length", lambda: int(self.row_lengths.max()) if self.shape[0] > 0 else 0)

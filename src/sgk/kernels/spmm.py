@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra import libdevice
 
 from ._common import MAX_GRID_YZ, batch_stride, cdiv
 from ._launch import launch
@@ -199,6 +200,105 @@ def _spmm_1d_kernel(
         tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
 
 
+@triton.jit
+def _popc32(x):
+    """Population count of int32 lanes: the hardware instruction on the GPU, bit arithmetic under
+    the interpreter (which has no libdevice)."""
+    u = x.to(tl.uint32, bitcast=True)
+    u = u - ((u >> 1) & 0x55555555)
+    u = (u & 0x33333333) + ((u >> 2) & 0x33333333)
+    u = (u + (u >> 4)) & 0x0F0F0F0F
+    return ((u * 0x01010101) >> 24).to(tl.int32)
+
+
+@triton.jit
+def _spmm_bitmap_kernel(
+    # pointers
+    bitmap_ptr,  # int32 (m, kw): bit s of word w of row r <=> A[r, 32w + s] is stored
+    word_offsets_ptr,  # int32 (m, kw): CSR position of the first stored entry of each word
+    values_ptr,
+    b_ptr,
+    bias_ptr,
+    c_ptr,
+    # sizes
+    m,
+    n,
+    k,
+    kw,
+    k_tiles,  # BLOCK_K tiles per split
+    # strides
+    stride_vb,
+    stride_bb,
+    stride_bk,
+    stride_bn,
+    stride_biasb,
+    stride_cb,
+    stride_cm,
+    stride_cn,
+    # meta-parameters
+    BLOCK_M: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    EVEN_K: tl.constexpr,  # k % BLOCK_K == 0
+    EVEN_N: tl.constexpr,  # n % BLOCK_N == 0
+    HAS_BIAS: tl.constexpr,
+    RELU: tl.constexpr,
+    ATOMIC: tl.constexpr,  # K split over programs: partial sums atomically added into fp32 C
+    HW_POPC: tl.constexpr,  # the GPU's popc (False under the interpreter)
+):
+    pid_m = tl.program_id(0)
+    pid_1 = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+    n_tiles = tl.cdiv(n, BLOCK_N)
+    pid_n = pid_1 % n_tiles
+    split = pid_1 // n_tiles
+    WORDS: tl.constexpr = BLOCK_K // 32
+
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    row_ok = rows < m
+    word_rows = rows.to(tl.int64) * kw
+    offs_w = tl.arange(0, WORDS)
+    # Bit s of a word moves to the sign bit: the entry is stored iff the shifted word is negative,
+    # and its rank in the word is the count of the bits left in it, less one.
+    lshift = 31 - tl.arange(0, 32)
+    offs_k = tl.arange(0, BLOCK_K)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < n
+    v_base = values_ptr + pid_b * stride_vb
+    b_cols = b_ptr + pid_b * stride_bb + offs_n.to(tl.int64)[None, :] * stride_bn
+
+    kt0 = split * k_tiles
+    kt1 = tl.minimum(kt0 + k_tiles, tl.cdiv(k, BLOCK_K))
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    for kt in range(kt0, kt1):
+        widx = word_rows[:, None] + (kt * WORDS + offs_w)[None, :]
+        words = tl.load(bitmap_ptr + widx, mask=row_ok[:, None], other=0)
+        first = tl.load(word_offsets_ptr + widx, mask=row_ok[:, None], other=0)
+        shifted = words[:, :, None] << lshift[None, None, :]
+        if HW_POPC:
+            count = libdevice.popc(shifted)
+        else:
+            count = _popc32(shifted)
+        a = tl.load(v_base + (first[:, :, None] + count - 1), mask=shifted < 0, other=0.0)
+        a = tl.reshape(a, [BLOCK_M, BLOCK_K])
+        kk = kt * BLOCK_K + offs_k
+        b_ptrs = b_cols + kk.to(tl.int64)[:, None] * stride_bk
+        if EVEN_K and EVEN_N:
+            bt = tl.load(b_ptrs)
+        else:
+            bt = tl.load(b_ptrs, mask=(kk < k)[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(a, bt, acc)
+    c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
+    if ATOMIC:
+        tl.atomic_add(c_ptrs, acc, mask=row_ok[:, None] & mask_n[None, :])
+    else:
+        if HAS_BIAS:
+            acc += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
+        if RELU:
+            acc = tl.maximum(acc, 0.0)
+        tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
+
+
 @dataclass(frozen=True)
 class SpmmConfig:
     """One launch configuration. ``kind`` picks the kernel family ("tile" or "1d"); for "1d",
@@ -248,6 +348,18 @@ _SPLIT_TINY_N = [_s(4, 8, 16, 1, 1, 4), _s(8, 8, 16, 2, 1, 8)]
 # 16-bit indices (not yet measured) where the weights' bytes are the cost: N <= 64.
 _COMPACT_TINY_N = [dataclasses.replace(c, compact=True) for c in (_TINY_N[0], _TINY_N[7], _SPLIT_TINY_N[0])]
 _COMPACT_SMALL_N = [dataclasses.replace(c, compact=True) for c in (_SMALL_N_HALF[0], _SMALL_N_HALF[1], _SPLIT_SMALL_N[0])]
+
+
+def _b(block_m, block_k, block_n, warps, stages, split_k=0):
+    return SpmmConfig(block_m, block_k, block_n, warps, stages, "bitmap", split_k)
+
+
+def bitmap_candidates(n: int) -> list[SpmmConfig]:
+    """Bitmap (dense-tile, tensor-core) configurations for fp16/bf16 at N <= 64: BLOCK_M rows ×
+    BLOCK_K columns of A decoded per step, N padded to a 16-wide tile at least; K split to fill
+    the SMs (``split_k`` 0: chosen by the launcher). Not yet measured on the H100."""
+    bn = max(16, 1 << max(0, (n - 1).bit_length()))
+    return [_b(64, 128, bn, 4, 3), _b(128, 64, bn, 4, 3), _b(64, 256, bn, 8, 2), _b(128, 128, bn, 8, 3), _b(64, 64, bn, 4, 4)]
 
 
 def _narrow(n: int) -> list[SpmmConfig]:
@@ -320,6 +432,7 @@ def spmm(
     out_dtype: torch.dtype | None = None,
     config: SpmmConfig | None = None,
     column_indices16: torch.Tensor | None = None,
+    bitmap: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Launch SpMM. Shapes (already validated and flattened by sgk.ops):
 
@@ -327,7 +440,8 @@ def spmm(
     bias (Vb, m) or None; returns C (batch, m, n) of ``out_dtype`` (default b.dtype). Unbatched
     operands — values (nnz), b (k, n), bias (m) or None — give C (m, n) (no views made: each costs
     about a microsecond of host time). ``column_indices16``: the same indices as int16
-    (k <= 32767), for the compact configurations.
+    (k <= 32767), for the compact configurations. ``bitmap``: the topology's (bitmap, word
+    offsets) (:attr:`sgk.Topology.bitmap`), for the bitmap configurations (fp16/bf16, N <= 64).
     """
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
@@ -342,38 +456,52 @@ def spmm(
         return c
     if config is None:
         compact = column_indices16 is not None
-        exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled(), compact)
+        dense_tiles = bitmap is not None and b.dtype != torch.float32 and n <= 64
+        exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled(), compact, dense_tiles)
         config = _CHOSEN.get(exact)
         if config is None:
             def run(cfg):
-                _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16)
+                _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)
 
-            key = (*tuning_key(m, n, nnz, batch, b.dtype), compact)
-            config = _TUNER.choose(key, candidates(m, n, nnz, b.dtype, compact), run, b.device)
+            k = b.shape[-2]
+            key = (*tuning_key(m, n, nnz, batch, b.dtype), compact, dense_tiles and min(pow2_bucket(k), 1 << 16))
+            cands = candidates(m, n, nnz, b.dtype, compact) + (bitmap_candidates(n) if dense_tiles else [])
+            config = _TUNER.choose(key, cands, run, b.device)
             _CHOSEN[exact] = config
     global last_config
     last_config = config
-    _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16)
+    _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)
     return c
 
 
-def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16=None) -> None:
+def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16=None,
+            bitmap=None) -> None:
+    if cfg.kind == "bitmap":
+        if bitmap is None:
+            raise ValueError("spmm(): a bitmap configuration needs the topology's bitmap (Topology.bitmap)")
+        split = bitmap_splits(cfg, c.shape[-2], c.shape[-1], b.shape[-2], c.shape[0] if c.dim() == 3 else 1)
+        if split > 1:
+            _launch_split(lambda acc: _launch_bitmap(cfg, split, bitmap, values, b, None, False, acc), bias, relu, c)
+        else:
+            _launch_bitmap(cfg, 1, bitmap, values, b, bias, relu, c)
+        return
     if cfg.compact:
         if column_indices16 is None:
             raise ValueError("spmm(): a compact configuration needs the 16-bit column indices (k <= 32767)")
         column_indices = column_indices16
     if cfg.split_k > 1:
-        _launch_split(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)
+        _launch_split(lambda acc: _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, None, False, acc),
+                      bias, relu, c)
         return
     _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)
 
 
-def _launch_split(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c) -> None:
-    """Split-K: partial sums added atomically into a zeroed fp32 buffer (C itself when C is fp32),
-    then the epilogue (bias, ReLU, cast) as tensor operations."""
+def _launch_split(run, bias, relu, c) -> None:
+    """Split-K: ``run(acc)`` adds partial sums atomically into a zeroed fp32 buffer (C itself when C
+    is fp32); then the epilogue (bias, ReLU, cast) as tensor operations."""
     acc = c if c.dtype == torch.float32 else torch.empty(c.shape, dtype=torch.float32, device=c.device)
     acc.zero_()
-    _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, None, False, acc)
+    run(acc)
     if bias is not None:
         acc += bias.to(torch.float32)[..., None]
     if relu:
@@ -421,3 +549,62 @@ def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, valu
             c.stride(-1),
         )
         launch(kernel, (grid_r, grid_n, nb), args, constexprs, cfg.num_warps, cfg.num_stages)
+
+
+_BITMAP_PROGRAMS = 4 * 132
+"""Programs a bitmap launch aims for (four per H100 SM) when it splits K."""
+
+
+def bitmap_splits(cfg: SpmmConfig, m: int, n: int, k: int, batch: int) -> int:
+    """Into how many K ranges a bitmap launch splits: ``cfg.split_k`` when set, else (0) enough
+    for ~4 programs per SM, each range at least 4 BLOCK_K tiles long."""
+    k_tiles = cdiv(k, cfg.block_k)
+    if cfg.split_k:
+        split = cfg.split_k
+    else:
+        programs = cdiv(m, cfg.rows) * cdiv(n, cfg.block_n) * batch
+        split = min(cdiv(_BITMAP_PROGRAMS, programs), max(1, k_tiles // 4))
+    if split <= 1 or torch.are_deterministic_algorithms_enabled():
+        return 1
+    return cdiv(k_tiles, cdiv(k_tiles, split))  # no empty ranges
+
+
+def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c) -> None:
+    bits, word_offsets = bitmap
+    m, n = c.shape[-2], c.shape[-1]
+    k = b.shape[-2]
+    batch = c.shape[0] if c.dim() == 3 else 1
+    stride_vb = batch_stride(values, 1)
+    stride_bb = batch_stride(b, 2)
+    stride_biasb = batch_stride(bias, 1)
+    k_tiles = cdiv(cdiv(k, cfg.block_k), split)
+    grid_1 = cdiv(n, cfg.block_n) * split
+    if grid_1 > MAX_GRID_YZ:
+        raise ValueError(f"spmm(): n = {n} needs {grid_1} column tiles × splits, more than the {MAX_GRID_YZ} a launch allows")
+    constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": k % cfg.block_k == 0,
+                  "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "ATOMIC": split > 1,
+                  "HW_POPC": b.is_cuda}
+    for b0 in range(0, batch, MAX_GRID_YZ):
+        nb = min(MAX_GRID_YZ, batch - b0)
+        args = (
+            bits,
+            word_offsets,
+            values[b0:] if stride_vb and b0 else values,
+            b[b0:] if stride_bb and b0 else b,
+            ((bias[b0:] if stride_biasb and b0 else bias) if bias is not None else c),
+            c[b0:] if b0 else c,
+            m,
+            n,
+            k,
+            bits.shape[1],
+            k_tiles,
+            stride_vb,
+            stride_bb,
+            b.stride(-2),
+            b.stride(-1),
+            stride_biasb,
+            c.stride(0) if batch > 1 else 0,
+            c.stride(-2),
+            c.stride(-1),
+        )
+        launch(_spmm_bitmap_kernel, (cdiv(m, cfg.rows), grid_1, nb), args, constexprs, cfg.num_warps, cfg.num_stages)

@@ -5,6 +5,7 @@ import torch
 
 from ..checks import (
     FLOAT_DTYPES,
+    HALF_DTYPES,
     broadcast_batch,
     check,
     check_activation,
@@ -30,10 +31,17 @@ def _spmm_raw(
     relu: bool,
     batch: tuple[int, ...],
     backend: str,
+    dense_tiles: bool = False,
 ) -> torch.Tensor:
-    """C (*batch, m, n) from unflattened operands; no autograd."""
+    """C (*batch, m, n) from unflattened operands; no autograd. ``dense_tiles``: offer the kernels
+    the topology's bitmap (built on first use; fp16/bf16 at N <= 64, the inference path only)."""
+    n = b.shape[-1]
     # 16-bit indices for the kernels' compact configurations, where the matrix's bytes dominate.
-    compact = topo.column_indices16 if backend == "triton" and b.shape[-1] <= 64 else None
+    compact = topo.column_indices16 if backend == "triton" and n <= 64 else None
+    bitmap = None
+    if dense_tiles and backend == "triton" and n <= 64 and b.dtype in HALF_DTYPES and not torch.compiler.is_compiling():
+        bitmap = topo.bitmap
+    bits, word_offsets = bitmap if bitmap is not None else (None, None)
     if not batch and bias is None:  # the common case, with the fewest host operations (no views)
         return _library.spmm(
             topo.row_offsets,
@@ -46,6 +54,8 @@ def _spmm_raw(
             relu,
             backend,
             compact,
+            bits,
+            word_offsets,
         )
     out = _library.spmm(
         topo.row_offsets,
@@ -58,6 +68,8 @@ def _spmm_raw(
         relu,
         backend,
         compact,
+        bits,
+        word_offsets,
     )
     return out.reshape(*batch, topo.shape[0], b.shape[-1])
 
@@ -154,4 +166,4 @@ def spmm(
     if torch.is_grad_enabled() and (a.values.requires_grad or b.requires_grad or (bias is not None and bias.requires_grad)):
         topo = a.topology.prepare(transpose=b.requires_grad)
         return _Spmm.apply(topo, a.values, b, bias, relu, batch, backend)
-    return _spmm_raw(a.topology, a.values, b, bias, relu, batch, backend)
+    return _spmm_raw(a.topology, a.values, b, bias, relu, batch, backend, dense_tiles=True)
