@@ -116,6 +116,41 @@ def decode(rows, budget):
                     bitmap_build_s=build_s, configs=results)
 
 
+def prefetch(rows, budget):
+    """The bitmap kernel with the next tile's gathers issued before this tile's product (second
+    probe of the session: the first measured ~2x the issue-bound estimate, which points at the
+    gathers' latency, not at instruction count)."""
+    import dataclasses
+
+    g = torch.Generator().manual_seed(23)
+    grid = [(64, 128, 4, 3), (64, 128, 4, 2), (64, 256, 4, 3), (128, 128, 8, 3), (64, 64, 4, 3)]
+    for sparsity, weights in ((0.8, DECODE_WEIGHTS), (0.5, DECODE_WEIGHTS[:1]), (0.95, DECODE_WEIGHTS[:1])):
+        for m, k in weights:
+            a = sgk.CSRMatrix.random(m, k, sparsity, dtype=torch.bfloat16, generator=g).cuda()
+            w = a.to_dense()
+            for n in DECODE_N:
+                if time.time() - T0 > budget:
+                    return
+                x = torch.randn(k, n, generator=g).cuda().bfloat16()
+                ref = w.double() @ x.double()
+                t_cublas = bench(lambda: w @ x)
+                results = {}
+                for bm, bk, warps, stages in grid:
+                    for pf in (False, True):
+                        cfg = dataclasses.replace(_bitmap_cfg(bm, bk, n, warps, stages, 0), prefetch=pf)
+                        try:
+                            e = relative_error(_run_cfg(a, x, cfg), ref)
+                            ms = bench(lambda: _run_cfg(a, x, cfg)) if e < TOL[torch.bfloat16] else None
+                        except Exception as ex:  # noqa: BLE001 (recorded)
+                            e, ms = None, f"{type(ex).__name__}: {str(ex)[:200]}"
+                        results[f"{bm}x{bk} w{warps} s{stages} pf{int(pf)}"] = (ms, e)
+                timed = {kk: v[0] for kk, v in results.items() if isinstance(v[0], float)}
+                best = {pf: min((kk for kk in timed if kk.endswith(f"pf{pf}")), key=timed.get, default=None) for pf in (0, 1)}
+                log(rows, section="prefetch", m=m, k=k, n=n, sparsity=sparsity, cublas_bf16_ms=t_cublas,
+                    best_plain=best[0], best_plain_ms=timed.get(best[0]), best_prefetch=best[1],
+                    best_prefetch_ms=timed.get(best[1]), configs=results)
+
+
 # -- L2 / DRAM read bandwidth -----------------------------------------------------------------------------
 @triton.jit
 def _read_kernel(x_ptr, out_ptr, n_blocks, reps, BLOCK: tl.constexpr):
@@ -216,7 +251,7 @@ def backward(rows, budget):
             best_ms=timed.get(best), best_over_fwd=timed[best] / fwd if best else None, configs=res)
 
 
-SECTIONS = {"decode": decode, "l2": l2, "bsr": bsr, "backward": backward}
+SECTIONS = {"decode": decode, "prefetch": prefetch, "l2": l2, "bsr": bsr, "backward": backward}
 
 
 def main(argv=None) -> int:
@@ -242,6 +277,10 @@ def main(argv=None) -> int:
             print(f"decode {r['m']}x{r['k']} s={r['sparsity']} N={r['n']:>2}: cublas {r['cublas_bf16_ms']*1e3:6.1f} us  "
                   f"bitmap {r['bitmap_best_ms']*1e3 if r['bitmap_best_ms'] else float('nan'):6.1f} us ({r['bitmap_best']})  "
                   f"sgk {r['sgk_ms']*1e3 if r['sgk_ms'] else float('nan'):6.1f} us  x{r['sgk_over_cublas'] or 0:.2f}")
+        elif r["section"] == "prefetch":
+            f = lambda v: v * 1e3 if v else float("nan")  # noqa: E731
+            print(f"prefetch {r['m']}x{r['k']} s={r['sparsity']} N={r['n']:>2}: cublas {f(r['cublas_bf16_ms']):6.1f}  "
+                  f"plain {f(r['best_plain_ms']):6.1f} ({r['best_plain']})  prefetch {f(r['best_prefetch_ms']):6.1f} ({r['best_prefetch']})")
         elif r["section"] == "l2":
             print(f"read {r['buffer_mb']} MB x{r['reps']} block {r['block']} w{r['warps']}: {r['tbps'] or 0:.2f} TB/s")
         elif r["section"] == "bsr":

@@ -212,6 +212,26 @@ def _popc32(x):
 
 
 @triton.jit
+def _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, offs_w, lshift,
+                 BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, HW_POPC: tl.constexpr):
+    """The dense BLOCK_M × BLOCK_K tile ``kt`` of A, decoded from the bitmap (zeros where
+    ``row_ok`` is false)."""
+    WORDS: tl.constexpr = BLOCK_K // 32
+    widx = word_rows[:, None] + (kt * WORDS + offs_w)[None, :]
+    words = tl.load(bitmap_ptr + widx, mask=row_ok[:, None], other=0)
+    first = tl.load(word_offsets_ptr + widx, mask=row_ok[:, None], other=0)
+    # Bit s of a word moves to the sign bit: the entry is stored iff the shifted word is negative,
+    # and its rank in the word is the count of the bits left in it, less one.
+    shifted = words[:, :, None] << lshift[None, None, :]
+    if HW_POPC:
+        count = libdevice.popc(shifted)
+    else:
+        count = _popc32(shifted)
+    a = tl.load(v_base + (first[:, :, None] + count - 1), mask=shifted < 0, other=0.0)
+    return tl.reshape(a, [BLOCK_M, BLOCK_K])
+
+
+@triton.jit
 def _spmm_bitmap_kernel(
     # pointers
     bitmap_ptr,  # int32 (m, kw): bit s of word w of row r <=> A[r, 32w + s] is stored
@@ -245,6 +265,7 @@ def _spmm_bitmap_kernel(
     RELU: tl.constexpr,
     ATOMIC: tl.constexpr,  # K split over programs: partial sums atomically added into fp32 C
     HW_POPC: tl.constexpr,  # the GPU's popc (False under the interpreter)
+    PREFETCH: tl.constexpr = False,  # gather tile kt+1 before multiplying tile kt (two tiles in registers)
 ):
     pid_m = tl.program_id(0)
     pid_1 = tl.program_id(1)
@@ -258,8 +279,6 @@ def _spmm_bitmap_kernel(
     row_ok = rows < m
     word_rows = rows.to(tl.int64) * kw
     offs_w = tl.arange(0, WORDS)
-    # Bit s of a word moves to the sign bit: the entry is stored iff the shifted word is negative,
-    # and its rank in the word is the count of the bits left in it, less one.
     lshift = 31 - tl.arange(0, 32)
     offs_k = tl.arange(0, BLOCK_K)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -270,24 +289,31 @@ def _spmm_bitmap_kernel(
     kt0 = split * k_tiles
     kt1 = tl.minimum(kt0 + k_tiles, tl.cdiv(k, BLOCK_K))
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    for kt in range(kt0, kt1):
-        widx = word_rows[:, None] + (kt * WORDS + offs_w)[None, :]
-        words = tl.load(bitmap_ptr + widx, mask=row_ok[:, None], other=0)
-        first = tl.load(word_offsets_ptr + widx, mask=row_ok[:, None], other=0)
-        shifted = words[:, :, None] << lshift[None, None, :]
-        if HW_POPC:
-            count = libdevice.popc(shifted)
-        else:
-            count = _popc32(shifted)
-        a = tl.load(v_base + (first[:, :, None] + count - 1), mask=shifted < 0, other=0.0)
-        a = tl.reshape(a, [BLOCK_M, BLOCK_K])
-        kk = kt * BLOCK_K + offs_k
-        b_ptrs = b_cols + kk.to(tl.int64)[:, None] * stride_bk
-        if EVEN_K and EVEN_N:
-            bt = tl.load(b_ptrs)
-        else:
-            bt = tl.load(b_ptrs, mask=(kk < k)[:, None] & mask_n[None, :], other=0.0)
-        acc = tl.dot(a, bt, acc)
+    if PREFETCH:  # the next tile's gathers are issued before this tile's product
+        a_next = _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok & (kt0 < kt1), kt0, offs_w, lshift,
+                              BLOCK_M, BLOCK_K, HW_POPC)
+        for kt in range(kt0, kt1):
+            a = a_next
+            a_next = _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok & (kt + 1 < kt1), kt + 1, offs_w,
+                                  lshift, BLOCK_M, BLOCK_K, HW_POPC)
+            kk = kt * BLOCK_K + offs_k
+            b_ptrs = b_cols + kk.to(tl.int64)[:, None] * stride_bk
+            if EVEN_K and EVEN_N:
+                bt = tl.load(b_ptrs)
+            else:
+                bt = tl.load(b_ptrs, mask=(kk < k)[:, None] & mask_n[None, :], other=0.0)
+            acc = tl.dot(a, bt, acc)
+    else:
+        for kt in range(kt0, kt1):
+            a = _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, offs_w, lshift, BLOCK_M, BLOCK_K,
+                             HW_POPC)
+            kk = kt * BLOCK_K + offs_k
+            b_ptrs = b_cols + kk.to(tl.int64)[:, None] * stride_bk
+            if EVEN_K and EVEN_N:
+                bt = tl.load(b_ptrs)
+            else:
+                bt = tl.load(b_ptrs, mask=(kk < k)[:, None] & mask_n[None, :], other=0.0)
+            acc = tl.dot(a, bt, acc)
     c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
     if ATOMIC:
         tl.atomic_add(c_ptrs, acc, mask=row_ok[:, None] & mask_n[None, :])
@@ -314,6 +340,7 @@ class SpmmConfig:
     kind: str = "tile"
     split_k: int = 1
     compact: bool = False  # read 16-bit column indices (k <= 32767): 4 instead of 6 bytes a bf16 nonzero
+    prefetch: bool = False  # "bitmap": gather the next tile of A before multiplying this one
 
 
 def _t(rows, block_k, block_n, warps, stages=1):
@@ -356,10 +383,14 @@ def _b(block_m, block_k, block_n, warps, stages, split_k=0):
 
 def bitmap_candidates(n: int) -> list[SpmmConfig]:
     """Bitmap (dense-tile, tensor-core) configurations for fp16/bf16 at N <= 64: BLOCK_M rows ×
-    BLOCK_K columns of A decoded per step, N padded to a 16-wide tile at least; K split to fill
-    the SMs (``split_k`` 0: chosen by the launcher). Not yet measured on the H100."""
+    BLOCK_K columns of A decoded per step, N padded to a 16-wide tile at least, K split to fill
+    the SMs (``split_k`` 0: chosen by the launcher). Ranked by the H100 probe
+    (benchmarks/results/2026-11-25_h100_ca4b716/probe_tc.json: geomean time over the best per case,
+    45 decode cases): 64×128, 4 warps, 3 stages within 3% of the best at N < 64; 64×256 at N = 64."""
     bn = max(16, 1 << max(0, (n - 1).bit_length()))
-    return [_b(64, 128, bn, 4, 3), _b(128, 64, bn, 4, 3), _b(64, 256, bn, 8, 2), _b(128, 128, bn, 8, 3), _b(64, 64, bn, 4, 4)]
+    if n > 32:
+        return [_b(64, 256, bn, 4, 3), _b(64, 256, bn, 8, 3), _b(64, 256, bn, 8, 3, 1), _b(64, 128, bn, 4, 3)]
+    return [_b(64, 128, bn, 4, 3), _b(128, 128, bn, 8, 3), _b(64, 64, bn, 4, 4), _b(64, 128, bn, 4, 4)]
 
 
 def _narrow(n: int) -> list[SpmmConfig]:
@@ -583,7 +614,7 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
         raise ValueError(f"spmm(): n = {n} needs {grid_1} column tiles × splits, more than the {MAX_GRID_YZ} a launch allows")
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": k % cfg.block_k == 0,
                   "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "ATOMIC": split > 1,
-                  "HW_POPC": b.is_cuda}
+                  "HW_POPC": b.is_cuda, "PREFETCH": cfg.prefetch}
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
         args = (

@@ -1,0 +1,195 @@
+"""The bitmap form of a topology and the dense-tile (tensor-core) SpMM kernel that reads it.
+
+The interpreter cannot run bf16 ``tl.dot`` (DESIGN.md), so the CPU runs use fp16; bf16 runs on the
+GPU (``pytest -m gpu``).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sgk
+from sgk.csr import Topology
+from sgk.testing import assert_close
+
+from _helpers import csr_from_lengths, gen, poison_kernel_outputs, randn
+
+pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0:DeprecationWarning")
+
+
+@pytest.fixture(autouse=True)
+def _poison(monkeypatch):
+    poison_kernel_outputs(monkeypatch)
+
+
+def _decode(bits: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """The dense matrix the kernel sees, rebuilt in Python from (bits, word_offsets, values)."""
+    m, kw = bits.shape
+    out = torch.zeros(m, kw * 32, dtype=torch.float64)
+    for r in range(m):
+        for w in range(kw):
+            word = int(bits[r, w]) & 0xFFFFFFFF
+            rank = 0
+            for s in range(32):
+                if word >> s & 1:
+                    out[r, 32 * w + s] = float(values[int(offsets[r, w]) + rank])
+                    rank += 1
+    return out
+
+
+@pytest.mark.parametrize("m, k, sparsity", [(37, 300, 0.7), (5, 33, 0.0), (64, 1000, 0.95), (3, 256, 0.5)])
+def test_bitmap_round_trip(m, k, sparsity):
+    a = sgk.CSRMatrix.random(m, k, sparsity, generator=gen(200))
+    bits, offsets = a.topology.bitmap
+    assert bits.dtype == offsets.dtype == torch.int32
+    assert bits.shape == offsets.shape == (m, -(-k // 256) * 8)
+    dense = _decode(bits, offsets, a.values)
+    torch.testing.assert_close(dense[:, :k], a.to_dense().double())
+    assert not dense[:, k:].any()  # padding words hold no bits
+    assert a.topology.bitmap is a.topology.bitmap or a.topology.bitmap[0] is bits  # cached
+
+
+def test_bitmap_bit_31_and_full_words():
+    """A word with every bit set (bit 31 included) is -1 as int32 and decodes to 32 entries."""
+    a = sgk.CSRMatrix.from_dense(torch.arange(1.0, 65.0).reshape(1, 64))
+    bits, offsets = a.topology.bitmap
+    assert bits[0, 0] == -1 and bits[0, 1] == -1 and offsets[0, 1] == 32
+    torch.testing.assert_close(_decode(bits, offsets, a.values)[:, :64], a.to_dense().double())
+
+
+def test_bitmap_not_built_where_it_does_not_pay_or_cannot():
+    assert sgk.CSRMatrix.random(64, 4096, 0.99, generator=gen(201)).topology.bitmap is None  # density < 1/64
+    assert sgk.CSRMatrix.random(0, 64, 0.5, generator=gen(201)).topology.bitmap is None
+    assert sgk.CSRMatrix.random(8, 64, 1.0, generator=gen(201)).topology.bitmap is None  # nnz = 0
+    # columns not increasing within a row (an unvalidated topology): refused, not decoded wrongly
+    unsorted = Topology(torch.tensor([0, 3], dtype=torch.int32), torch.tensor([5, 2, 9], dtype=torch.int32), (1, 16))
+    assert unsorted.bitmap is None
+    duplicate = Topology(torch.tensor([0, 2], dtype=torch.int32), torch.tensor([4, 4], dtype=torch.int32), (1, 16))
+    assert duplicate.bitmap is None
+
+
+def _bitmap_configs(kmod, n):
+    cands = list(kmod.bitmap_candidates(n))
+    # and the launcher's forced splits: none, and one that leaves ranges of different lengths
+    cands += [kmod.SpmmConfig(64, 64, cands[0].block_n, 4, 2, "bitmap", 1), kmod.SpmmConfig(64, 64, cands[0].block_n, 4, 2, "bitmap", 3)]
+    return cands
+
+
+@pytest.mark.parametrize("n", [1, 8, 40, 64])
+def test_bitmap_kernel_every_config(kernel_device, n):
+    """Every bitmap configuration: m not a multiple of BLOCK_M, k not a multiple of BLOCK_K (and
+    of 32), empty rows, one full row, bias and ReLU fused (or applied after a split), against
+    float64."""
+    from sgk.kernels import spmm as kmod
+
+    dtype = torch.float16
+    g = gen(202)
+    lengths = [0, 150, 3, 299, 0, 40, 77, 1] * 9 + [12]  # m = 73, k = 299: row 3 is full
+    a = csr_from_lengths(lengths, 299, g, dtype=dtype, device=kernel_device)
+    b = randn(299, n, g=g, dtype=dtype, device=kernel_device)
+    bias = randn(73, g=g, dtype=dtype, device=kernel_device)
+    expected = a.to_dense().double() @ b.double() + bias.double()[:, None]
+    expected = expected.clamp_min(0)
+    t = a.topology
+    assert t.bitmap is not None
+    for cfg in _bitmap_configs(kmod, n):
+        c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, True, config=cfg, bitmap=t.bitmap)
+        assert c.shape == (73, n) and c.dtype == dtype
+        assert_close(c, expected, dtype, 299, msg=f"config {cfg}:")
+
+
+def test_bitmap_kernel_batched(kernel_device):
+    """A batch of values over one pattern and a batch of B, with batched bias, split and not."""
+    from sgk.kernels import spmm as kmod
+
+    dtype = torch.float16
+    g = gen(203)
+    a = csr_from_lengths([5, 0, 30, 64, 2, 17], 64, g, batch=(3,), dtype=dtype, device=kernel_device)
+    b = randn(3, 64, 16, g=g, dtype=dtype, device=kernel_device)
+    bias = randn(3, 6, g=g, dtype=dtype, device=kernel_device)
+    expected = a.to_dense().double() @ b.double() + bias.double()[..., None]
+    t = a.topology
+    for split in (1, 2):
+        cfg = kmod.SpmmConfig(64, 32, 16, 4, 1, "bitmap", split)
+        c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, False, config=cfg, bitmap=t.bitmap)
+        assert_close(c, expected, dtype, 64, msg=f"split {split}:")
+
+
+def test_bitmap_configuration_needs_the_bitmap():
+    from sgk.kernels import spmm as kmod
+
+    a = sgk.CSRMatrix.random(8, 64, 0.5, dtype=torch.float16, generator=gen(204))
+    cfg = kmod.bitmap_candidates(16)[0]
+    with pytest.raises(ValueError, match="needs the topology's bitmap"):
+        kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values, torch.randn(64, 16).half(), config=cfg)
+
+
+def test_bitmap_splits():
+    from sgk.kernels import spmm as kmod
+
+    cfg = kmod.bitmap_candidates(16)[0]  # 64 × 128 tiles, split chosen by the launcher
+    assert kmod.bitmap_splits(cfg, 4096, 16, 14336, 1) > 1  # 64 row tiles: K split to fill the SMs
+    assert kmod.bitmap_splits(cfg, 4096, 16, 256, 1) == 1  # too few K tiles to split
+    assert kmod.bitmap_splits(cfg, 65536, 16, 8192, 1) == 1  # enough row tiles already
+    forced = kmod.SpmmConfig(64, 128, 16, 4, 3, "bitmap", 3)
+    assert kmod.bitmap_splits(forced, 4096, 16, 1024, 1) == 3  # 8 tiles in ranges of 3: 3 ranges
+    assert kmod.bitmap_splits(kmod.SpmmConfig(64, 128, 16, 4, 3, "bitmap", 7), 64, 16, 1024, 1) == 4  # no empty range
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert kmod.bitmap_splits(cfg, 4096, 16, 14336, 1) == 1  # atomics are not reproducible
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_spmm_offers_the_bitmap_on_the_inference_path_only(kernel_device):
+    """sgk.spmm builds the bitmap for half-precision inference calls at N <= 64, never while
+    autograd records (training keeps its memory) and never for fp32 or wide N."""
+    g = gen(205)
+    a = sgk.CSRMatrix.random(40, 128, 0.7, dtype=torch.float16, generator=g).to(kernel_device)
+    b = randn(128, 8, g=g, dtype=torch.float16, device=kernel_device).requires_grad_()
+    out = sgk.spmm(a, b, method="triton")
+    assert "bitmap" not in a.topology._cache
+    out.float().sum().backward()
+    assert "bitmap" not in a.topology._cache
+    with torch.no_grad():
+        wide = sgk.spmm(a, randn(128, 65, g=g, dtype=torch.float16, device=kernel_device), method="triton")
+        assert "bitmap" not in a.topology._cache
+        a32 = a.to(dtype=torch.float32)
+        sgk.spmm(a32, randn(128, 8, g=g, device=kernel_device), method="triton")
+        assert "bitmap" not in a32.topology._cache
+        c = sgk.spmm(a, b.detach(), method="triton")
+    assert "bitmap" in a.topology._cache
+    assert_close(c, a.to_dense().double() @ b.detach().double(), torch.float16, 128)
+    assert wide.shape == (40, 65)
+
+
+# -- GPU -------------------------------------------------------------------------------------------
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_gpu_bitmap_every_config(dtype):
+    """Every bitmap configuration (and forced splits) on the GPU, with bias and ReLU, N 1-64."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(206)
+    a = sgk.CSRMatrix.random(1000, 700, 0.8, distribution="skewed", row_cv=0.8, dtype=dtype, generator=g).to("cuda")
+    bias = randn(1000, g=g, dtype=dtype, device="cuda")
+    t = a.topology
+    for n in (1, 8, 16, 48, 64):
+        b = randn(700, n, g=g, dtype=dtype, device="cuda")
+        expected = (a.to_dense().double() @ b.double() + bias.double()[:, None]).clamp_min(0)
+        for cfg in _bitmap_configs(kmod, n):
+            c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, True, config=cfg,
+                          bitmap=t.bitmap)
+            assert_close(c, expected, dtype, t.max_row_length, msg=f"n={n} config {cfg}:")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("n", [1, 16, 64])
+def test_gpu_decode_shape_auto(n):
+    """sgk.spmm at a decode shape (the tuner may pick the bitmap kernel), against float64."""
+    g = gen(207)
+    a = sgk.CSRMatrix.random(4096, 4096, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    b = randn(4096, n, g=g, dtype=torch.bfloat16, device="cuda")
+    with torch.no_grad():
+        c = sgk.spmm(a, b)
+    assert_close(c, a.to_dense().double() @ b.double(), torch.bfloat16, a.topology.max_row_length)
