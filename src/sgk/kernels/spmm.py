@@ -217,22 +217,18 @@ def _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, of
     """The dense BLOCK_M × BLOCK_K tile ``kt`` of A, decoded from the bitmap (zeros where
     ``row_ok`` is false)."""
     WORDS: tl.constexpr = BLOCK_K // 32
-    # Built as [bit, word, row] and transposed at the end: Triton lays out a gather with no known
-    # contiguity with dimension 0 across a warp's lanes, so the 32 lanes of one load instruction
-    # read one word of one row (its stored entries are consecutive in ``values``: one or two
-    # sectors), not 32 rows (32 cache lines: the [row, word, bit] form measured 1.5-2x slower).
-    widx = word_rows[None, :] + (kt * WORDS + offs_w)[:, None]  # [word, row]
-    words = tl.load(bitmap_ptr + widx, mask=row_ok[None, :], other=0)
-    first = tl.load(word_offsets_ptr + widx, mask=row_ok[None, :], other=0)
+    widx = word_rows[:, None] + (kt * WORDS + offs_w)[None, :]
+    words = tl.load(bitmap_ptr + widx, mask=row_ok[:, None], other=0)
+    first = tl.load(word_offsets_ptr + widx, mask=row_ok[:, None], other=0)
     # Bit s of a word moves to the sign bit: the entry is stored iff the shifted word is negative,
     # and its rank in the word is the count of the bits left in it, less one.
-    shifted = words[None, :, :] << lshift[:, None, None]
+    shifted = words[:, :, None] << lshift[None, None, :]
     if HW_POPC:
         count = libdevice.popc(shifted)
     else:
         count = _popc32(shifted)
-    a = tl.load(v_base + (first[None, :, :] + count - 1), mask=shifted < 0, other=0.0)  # [bit, word, row]
-    return tl.reshape(tl.permute(a, (2, 1, 0)), [BLOCK_M, BLOCK_K])
+    a = tl.load(v_base + (first[:, :, None] + count - 1), mask=shifted < 0, other=0.0)
+    return tl.reshape(a, [BLOCK_M, BLOCK_K])
 
 
 @triton.jit
