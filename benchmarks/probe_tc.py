@@ -217,6 +217,52 @@ def bsr(rows, budget):
             over_cublas=t_cublas / timed[best] if best else None, configs=res)
 
 
+def bsr_persistent(rows, budget):
+    """The persistent block-sparse SpMM (one flat loop over a program's tiles' blocks) against the
+    grid kernel: forward at 50/90/95% and the transposed product (dgrad) at 90%, 64×64 blocks."""
+    g = torch.Generator().manual_seed(24)
+    n = 4096
+    grid = [kbsr.BsrSpmmConfig(128, 4, 5), kbsr.BsrSpmmConfig(128, 4, 3), kbsr.BsrSpmmConfig(256, 8, 3),
+            kbsr.BsrSpmmConfig(256, 8, 5)]
+    grid += [kbsr.BsrSpmmConfig(bn, w, st, per) for per in (1, 2, 3)
+             for bn, w, st in ((128, 4, 3), (128, 4, 4), (256, 8, 3), (128, 8, 3), (64, 4, 3))]
+    for sparsity, product in ((0.9, "fwd"), (0.95, "fwd"), (0.5, "fwd"), (0.9, "dgrad")):
+        a = sgk.BSRMatrix.random(4096, 4096, 64, sparsity, dtype=torch.bfloat16, generator=g).cuda()
+        b = torch.randn(4096, n, generator=g).cuda().bfloat16()
+        w = a.to_dense()
+        t = a.topology
+        if product == "fwd":
+            ref = w.double() @ b.double()
+            t_cublas = bench(lambda: w @ b)
+            topo, perm = t, None
+        else:
+            ref = w.double().T @ b.double()
+            wt = w.T.contiguous()
+            t_cublas = bench(lambda: wt @ b)
+            topo, perm = t.transpose()
+            topo.row_swizzle  # noqa: B018
+        res = {}
+        for cfg in grid:
+            if time.time() - T0 > budget:
+                break
+            fn = lambda: kbsr.spmm(topo.row_offsets, topo.column_indices, topo.row_swizzle, perm, a.values[None], b[None],  # noqa: E731
+                                   4096, config=cfg)
+            try:
+                e = relative_error(fn()[0], ref)
+                ms = bench(fn) if e < TOL[torch.bfloat16] else f"wrong: rel err {e}"
+            except Exception as ex:  # noqa: BLE001
+                e, ms = None, f"{type(ex).__name__}: {str(ex)[:160]}"
+            res[f"bn{cfg.block_n} w{cfg.num_warps} s{cfg.num_stages} p{cfg.persistent}"] = (ms, e)
+        timed = {kk: v[0] for kk, v in res.items() if isinstance(v[0], float)}
+        best = {kind: min((kk for kk in timed if (kk.endswith("p0")) == (kind == "grid")), key=timed.get, default=None)
+                for kind in ("grid", "persistent")}
+        flops = 2 * a.nnz * n
+        log(rows, section="bsr_persistent", product=product, sparsity=sparsity, cublas_bf16_ms=t_cublas,
+            best_grid=best["grid"], best_grid_ms=timed.get(best["grid"]), best_persistent=best["persistent"],
+            best_persistent_ms=timed.get(best["persistent"]),
+            tflops={kk: flops / v / 1e9 for kk, v in timed.items()}, configs=res)
+
+
 # -- fp32 backward: candidates on the transposed problem ------------------------------------------------
 def backward(rows, budget):
     g = torch.Generator().manual_seed(12)
@@ -251,7 +297,7 @@ def backward(rows, budget):
             best_ms=timed.get(best), best_over_fwd=timed[best] / fwd if best else None, configs=res)
 
 
-SECTIONS = {"decode": decode, "prefetch": prefetch, "l2": l2, "bsr": bsr, "backward": backward}
+SECTIONS = {"decode": decode, "prefetch": prefetch, "l2": l2, "bsr": bsr, "bsr_persistent": bsr_persistent, "backward": backward}
 
 
 def main(argv=None) -> int:
@@ -281,6 +327,10 @@ def main(argv=None) -> int:
             f = lambda v: v * 1e3 if v else float("nan")  # noqa: E731
             print(f"prefetch {r['m']}x{r['k']} s={r['sparsity']} N={r['n']:>2}: cublas {f(r['cublas_bf16_ms']):6.1f}  "
                   f"plain {f(r['best_plain_ms']):6.1f} ({r['best_plain']})  prefetch {f(r['best_prefetch_ms']):6.1f} ({r['best_prefetch']})")
+        elif r["section"] == "bsr_persistent":
+            f = lambda v: v * 1e3 if v else float("nan")  # noqa: E731
+            print(f"bsr {r['product']} {r['sparsity']}: cublas {f(r['cublas_bf16_ms']):6.1f} us  grid {f(r['best_grid_ms']):6.1f} "
+                  f"({r['best_grid']})  persistent {f(r['best_persistent_ms']):6.1f} ({r['best_persistent']})")
         elif r["section"] == "l2":
             print(f"read {r['buffer_mb']} MB x{r['reps']} block {r['block']} w{r['warps']}: {r['tbps'] or 0:.2f} TB/s")
         elif r["section"] == "bsr":

@@ -163,6 +163,53 @@ def test_spmm_offers_the_bitmap_on_the_inference_path_only(kernel_device):
     assert wide.shape == (40, 65)
 
 
+def test_method_forces_a_path(kernel_device):
+    """method='bitmap' runs the dense-tile kernel only (also under autograd, whose gradients use
+    the gather kernels); method='csr' never builds the bitmap."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(208)
+    a = sgk.CSRMatrix.random(70, 200, 0.6, dtype=torch.float16, generator=g).to(kernel_device)
+    b = randn(200, 24, g=g, dtype=torch.float16, device=kernel_device)
+    expected = a.to_dense().double() @ b.double()
+    c = sgk.spmm(a, b, method="csr")
+    assert kmod.last_config.kind != "bitmap" and "bitmap" not in a.topology._cache
+    assert_close(c, expected, torch.float16, 200)
+    c = sgk.spmm(a, b, method="bitmap")
+    assert kmod.last_config.kind == "bitmap"
+    assert_close(c, expected, torch.float16, 200)
+    values = a.values.detach().clone().requires_grad_()
+    bb = b.detach().clone().requires_grad_()
+    out = sgk.spmm(a.with_values(values), bb, method="bitmap")
+    assert kmod.last_config.kind == "bitmap"
+    out.float().sum().backward()
+    assert kmod.last_config.kind != "bitmap"  # dB = Aᵀ·dC ran on the gather kernels
+    ones = torch.ones(70, 24, dtype=torch.float64, device=kernel_device)
+    assert_close(bb.grad, a.to_dense().double().T @ ones, torch.float16, 70)
+    dense_grad = ones @ b.double().T  # d(values) = (dC · Bᵀ) at a's pattern
+    assert_close(values.grad, dense_grad[a.topology.row_indices.long(), a.column_indices.long()], torch.float16, 24)
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda a, b: sgk.spmm(a.to(dtype=torch.float32), b.float(), method="bitmap"), TypeError, "float16 or bfloat16"),
+        (lambda a, b: sgk.spmm(a, torch.ones(64, 65, dtype=torch.float16), method="bitmap"), ValueError, "N <= 64"),
+        (lambda a, b: sgk.spmm(sgk.CSRMatrix.random(8, 4096, 0.999, dtype=torch.float16, generator=gen(1)),
+                               torch.ones(4096, 4, dtype=torch.float16), method="bitmap"), ValueError, "bitmap form"),
+        (lambda a, b: sgk.spmm(sgk.BSRMatrix.random(64, 64, 16, 0.5), torch.ones(64, 4), method="csr"), ValueError,
+         "is a CSRMatrix path"),
+        (lambda a, b: sgk.spmm(a, b, method="dense"), ValueError, r"method must be one of \('auto', 'triton', 'reference', "
+         "'csr', 'bitmap'\\)"),
+    ],
+    ids=["fp32", "wide-n", "too-sparse", "bsr", "unknown"],
+)
+def test_method_errors(call, exc, match):
+    a = sgk.CSRMatrix.random(8, 64, 0.5, dtype=torch.float16, generator=gen(209))
+    with pytest.raises(exc, match=match):
+        call(a, torch.ones(64, 4, dtype=torch.float16))
+
+
 # -- GPU -------------------------------------------------------------------------------------------
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
@@ -184,12 +231,13 @@ def test_gpu_bitmap_every_config(dtype):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("method", ["auto", "bitmap"])
 @pytest.mark.parametrize("n", [1, 16, 64])
-def test_gpu_decode_shape_auto(n):
-    """sgk.spmm at a decode shape (the tuner may pick the bitmap kernel), against float64."""
+def test_gpu_decode_shape(n, method):
+    """sgk.spmm at a decode shape (``auto``: the tuner may pick the bitmap kernel), against float64."""
     g = gen(207)
     a = sgk.CSRMatrix.random(4096, 4096, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
     b = randn(4096, n, g=g, dtype=torch.bfloat16, device="cuda")
     with torch.no_grad():
-        c = sgk.spmm(a, b)
+        c = sgk.spmm(a, b, method=method)
     assert_close(c, a.to_dense().double() @ b.double(), torch.bfloat16, a.topology.max_row_length)

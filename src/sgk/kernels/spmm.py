@@ -464,6 +464,7 @@ def spmm(
     config: SpmmConfig | None = None,
     column_indices16: torch.Tensor | None = None,
     bitmap: tuple[torch.Tensor, torch.Tensor] | None = None,
+    bitmap_only: bool = False,
 ) -> torch.Tensor:
     """Launch SpMM. Shapes (already validated and flattened by sgk.ops):
 
@@ -472,7 +473,8 @@ def spmm(
     operands — values (nnz), b (k, n), bias (m) or None — give C (m, n) (no views made: each costs
     about a microsecond of host time). ``column_indices16``: the same indices as int16
     (k <= 32767), for the compact configurations. ``bitmap``: the topology's (bitmap, word
-    offsets) (:attr:`sgk.Topology.bitmap`), for the bitmap configurations (fp16/bf16, N <= 64).
+    offsets) (:attr:`sgk.Topology.bitmap`), for the bitmap configurations (fp16/bf16, N <= 64);
+    ``bitmap_only``: choose among those alone (``sgk.spmm(..., method="bitmap")``).
     """
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
@@ -488,15 +490,21 @@ def spmm(
     if config is None:
         compact = column_indices16 is not None
         dense_tiles = bitmap is not None and b.dtype != torch.float32 and n <= 64
-        exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled(), compact, dense_tiles)
+        if bitmap_only and not dense_tiles:
+            raise ValueError("spmm(): the bitmap path needs fp16/bf16 operands, N <= 64 and the topology's bitmap")
+        exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled(), compact, dense_tiles,
+                 bitmap_only)
         config = _CHOSEN.get(exact)
         if config is None:
             def run(cfg):
                 _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)
 
             k = b.shape[-2]
-            key = (*tuning_key(m, n, nnz, batch, b.dtype), compact, dense_tiles and min(pow2_bucket(k), 1 << 16))
-            cands = candidates(m, n, nnz, b.dtype, compact) + (bitmap_candidates(n) if dense_tiles else [])
+            key = (*tuning_key(m, n, nnz, batch, b.dtype), compact, dense_tiles and min(pow2_bucket(k), 1 << 16), bitmap_only)
+            if bitmap_only:
+                cands = bitmap_candidates(n)
+            else:
+                cands = candidates(m, n, nnz, b.dtype, compact) + (bitmap_candidates(n) if dense_tiles else [])
             config = _TUNER.choose(key, cands, run, b.device)
             _CHOSEN[exact] = config
     global last_config

@@ -47,11 +47,13 @@ def _spmm_impl(
     """values (V, nnz), b (Bb, k, n), bias (Vb, m) or None → C (B, m, n); unbatched values (nnz),
     b (k, n) and bias (m) or None → C (m, n). ``column_indices16``: the int16 copy of the indices
     (k <= 32767) that the kernels' compact configurations read; ``bitmap``, ``word_offsets``: the
-    topology's bitmap form (``Topology.bitmap``) that the dense-tile configurations read."""
-    if backend == "triton":
+    topology's bitmap form (``Topology.bitmap``) that the dense-tile configurations read; backend
+    ``"triton-bitmap"`` restricts the choice to those."""
+    if backend in ("triton", "triton-bitmap"):
         return _kernels().spmm.spmm(
             row_offsets, column_indices, row_swizzle, values, b, bias, relu, column_indices16=column_indices16,
             bitmap=(bitmap, word_offsets) if bitmap is not None and word_offsets is not None else None,
+            bitmap_only=backend == "triton-bitmap",
         )
     m = row_offsets.numel() - 1
     out = reference.spmm_coo(row_indices, column_indices, values, b, m, bias, relu)

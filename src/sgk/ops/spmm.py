@@ -22,6 +22,9 @@ from .bsr import bsr_spmm
 
 __all__ = ["spmm"]
 
+_PATHS = ("csr", "bitmap")
+_METHODS = ("auto", "triton", "reference", *_PATHS)
+
 
 def _spmm_raw(
     topo: Topology,
@@ -31,17 +34,23 @@ def _spmm_raw(
     relu: bool,
     batch: tuple[int, ...],
     backend: str,
-    dense_tiles: bool = False,
+    path: str = "csr",
 ) -> torch.Tensor:
-    """C (*batch, m, n) from unflattened operands; no autograd. ``dense_tiles``: offer the kernels
-    the topology's bitmap (built on first use; fp16/bf16 at N <= 64, the inference path only)."""
+    """C (*batch, m, n) from unflattened operands; no autograd. ``path``: ``"csr"`` (the gather
+    kernels), ``"auto"`` (also offer the kernels the topology's bitmap, built on first use, for
+    fp16/bf16 at N <= 64: the tuner times both) or ``"bitmap"`` (the dense-tile kernel only; the
+    caller has checked that it applies)."""
     n = b.shape[-1]
     # 16-bit indices for the kernels' compact configurations, where the matrix's bytes dominate.
     compact = topo.column_indices16 if backend == "triton" and n <= 64 else None
     bitmap = None
-    if dense_tiles and backend == "triton" and n <= 64 and b.dtype in HALF_DTYPES and not torch.compiler.is_compiling():
+    if path == "bitmap" or (
+        path == "auto" and backend == "triton" and n <= 64 and b.dtype in HALF_DTYPES and not torch.compiler.is_compiling()
+    ):
         bitmap = topo.bitmap
     bits, word_offsets = bitmap if bitmap is not None else (None, None)
+    if path == "bitmap" and backend == "triton":
+        backend = "triton-bitmap"
     if not batch and bias is None:  # the common case, with the fewest host operations (no views)
         return _library.spmm(
             topo.row_offsets,
@@ -76,8 +85,8 @@ def _spmm_raw(
 
 class _Spmm(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, topo, values, b, bias, relu, batch, backend):
-        out = _spmm_raw(topo, values, b, bias, relu, batch, backend)
+    def forward(ctx, topo, values, b, bias, relu, batch, backend, path):
+        out = _spmm_raw(topo, values, b, bias, relu, batch, backend, path)
         ctx.topo, ctx.relu, ctx.batch, ctx.backend = topo, relu, batch, backend
         ctx.save_for_backward(values, b, bias, out if relu else None)
         return out
@@ -109,7 +118,7 @@ class _Spmm(torch.autograd.Function):
             d_b = _spmm_raw(t_topo, values_t, grad, None, False, batch, backend).sum_to_size(b.shape)
         if bias is not None and ctx.needs_input_grad[3]:
             d_bias = grad.sum(-1).sum_to_size(bias.shape)
-        return None, d_values, d_b, d_bias, None, None, None
+        return None, d_values, d_b, d_bias, None, None, None, None
 
 
 def spmm(
@@ -128,8 +137,13 @@ def spmm(
         b: dense (*bb, k, n) tensor of a's dtype (any strides).
         bias: optional (*bbias, m) tensor added to every column of row i (the paper's SpmmBiasRelu).
         activation: ``None`` or ``"relu"``, fused into the kernel's epilogue.
-        method: ``"auto"`` (Triton kernel for CUDA tensors, plain torch otherwise), ``"triton"``
-            or ``"reference"``.
+        method: ``"auto"`` (Triton kernels for CUDA tensors, plain torch otherwise), ``"triton"``
+            or ``"reference"``; or a Triton path forced: ``"csr"`` (the gather kernels over the
+            CSR arrays) or ``"bitmap"`` (the dense-tile tensor-core kernel over
+            :attr:`Topology.bitmap`: fp16/bf16, N <= 64). Under ``"auto"``/``"triton"`` the path
+            is chosen per problem: a :class:`~sgk.BSRMatrix` takes the block kernels; for a
+            CSRMatrix the tuner times the gather kernels and, for fp16/bf16 inference calls (no
+            autograd graph recorded) with N <= 64, the bitmap kernel too, and keeps the fastest.
 
     Returns:
         (*batch, m, n) tensor of b's dtype, with batch = broadcast(ba, bb, bbias). fp16/bf16
@@ -138,6 +152,13 @@ def spmm(
     Reference: :func:`sgk.ops.reference.spmm`.
     """
     op = "spmm"
+    path = "auto"
+    if method in _PATHS:
+        check(not isinstance(a, BSRMatrix), lambda: f"{op}(): method={method!r} is a CSRMatrix path; a BSRMatrix takes "
+              "'auto', 'triton' or 'reference'")
+        path, method = method, "triton"
+    else:
+        check(method in _METHODS, lambda: f"{op}(): method must be one of {_METHODS}, got {method!r}")
     if isinstance(a, BSRMatrix):  # block-sparse: the tensor-core path
         check(bias is None and activation is None, f"{op}(): bias and activation are not supported for a BSRMatrix")
         return bsr_spmm(a, b, method=method)
@@ -163,7 +184,15 @@ def spmm(
         batch = broadcast_batch(op, ("a", "b", "bias"), (a.batch_shape, tuple(b.shape[:-2]), bias_batch))
     backend = select_backend(op, method, b)
     relu = activation == "relu"
+    if path == "bitmap":
+        check(b.dtype in HALF_DTYPES, lambda: f"{op}(): method='bitmap' takes float16 or bfloat16 operands, got {b.dtype}",
+              TypeError)
+        check(b.shape[-1] <= 64, lambda: f"{op}(): method='bitmap' serves N <= 64 columns of b, got n = {b.shape[-1]} "
+              "(use method='auto' or 'csr')")
+        check(a.topology.bitmap is not None, lambda: f"{op}(): method='bitmap' needs a's pattern in bitmap form, which is "
+              "not built below density 1/64, beyond 2 GiB of bitmap, or for unsorted column indices (see Topology.bitmap)")
     if torch.is_grad_enabled() and (a.values.requires_grad or b.requires_grad or (bias is not None and bias.requires_grad)):
         topo = a.topology.prepare(transpose=b.requires_grad)
-        return _Spmm.apply(topo, a.values, b, bias, relu, batch, backend)
-    return _spmm_raw(a.topology, a.values, b, bias, relu, batch, backend, dense_tiles=True)
+        # training: the bitmap only when asked for (it costs two bits per matrix element)
+        return _Spmm.apply(topo, a.values, b, bias, relu, batch, backend, "bitmap" if path == "bitmap" else "csr")
+    return _spmm_raw(a.topology, a.values, b, bias, relu, batch, backend, path)
