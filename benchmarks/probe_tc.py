@@ -9,6 +9,11 @@ short table last.
 
     PYTHONPATH=src python benchmarks/probe_tc.py [--only decode,l2,bsr,backward] [--budget SECONDS]
 
+Two later probes of the same session ran sections that were removed with the variants they
+measured (both slower; results and the code at their commits): ``prefetch`` (the bitmap kernel
+gathering tile k+1 before multiplying tile k, at 0e73a5e; and the [bit, word, row] tile layout at
+2f4d1cb) and ``bsr_persistent`` (a persistent block-sparse SpMM, at acebff7).
+
 Predictions, written before the run (docs/performance.md, "Tuning log"):
 
 * decode (bitmap): the kernel decodes every dense element of A (~15-18 SASS instructions each on
@@ -116,41 +121,6 @@ def decode(rows, budget):
                     bitmap_build_s=build_s, configs=results)
 
 
-def prefetch(rows, budget):
-    """The bitmap kernel with the next tile's gathers issued before this tile's product (second
-    probe of the session: the first measured ~2x the issue-bound estimate, which points at the
-    gathers' latency, not at instruction count)."""
-    import dataclasses
-
-    g = torch.Generator().manual_seed(23)
-    grid = [(64, 128, 4, 3), (64, 128, 4, 2), (64, 256, 4, 3), (128, 128, 8, 3), (64, 64, 4, 3)]
-    for sparsity, weights in ((0.8, DECODE_WEIGHTS), (0.5, DECODE_WEIGHTS[:1]), (0.95, DECODE_WEIGHTS[:1])):
-        for m, k in weights:
-            a = sgk.CSRMatrix.random(m, k, sparsity, dtype=torch.bfloat16, generator=g).cuda()
-            w = a.to_dense()
-            for n in DECODE_N:
-                if time.time() - T0 > budget:
-                    return
-                x = torch.randn(k, n, generator=g).cuda().bfloat16()
-                ref = w.double() @ x.double()
-                t_cublas = bench(lambda: w @ x)
-                results = {}
-                for bm, bk, warps, stages in grid:
-                    for pf in (False, True):
-                        cfg = dataclasses.replace(_bitmap_cfg(bm, bk, n, warps, stages, 0), prefetch=pf)
-                        try:
-                            e = relative_error(_run_cfg(a, x, cfg), ref)
-                            ms = bench(lambda: _run_cfg(a, x, cfg)) if e < TOL[torch.bfloat16] else None
-                        except Exception as ex:  # noqa: BLE001 (recorded)
-                            e, ms = None, f"{type(ex).__name__}: {str(ex)[:200]}"
-                        results[f"{bm}x{bk} w{warps} s{stages} pf{int(pf)}"] = (ms, e)
-                timed = {kk: v[0] for kk, v in results.items() if isinstance(v[0], float)}
-                best = {pf: min((kk for kk in timed if kk.endswith(f"pf{pf}")), key=timed.get, default=None) for pf in (0, 1)}
-                log(rows, section="prefetch", m=m, k=k, n=n, sparsity=sparsity, cublas_bf16_ms=t_cublas,
-                    best_plain=best[0], best_plain_ms=timed.get(best[0]), best_prefetch=best[1],
-                    best_prefetch_ms=timed.get(best[1]), configs=results)
-
-
 # -- L2 / DRAM read bandwidth -----------------------------------------------------------------------------
 @triton.jit
 def _read_kernel(x_ptr, out_ptr, n_blocks, reps, BLOCK: tl.constexpr):
@@ -217,52 +187,6 @@ def bsr(rows, budget):
             over_cublas=t_cublas / timed[best] if best else None, configs=res)
 
 
-def bsr_persistent(rows, budget):
-    """The persistent block-sparse SpMM (one flat loop over a program's tiles' blocks) against the
-    grid kernel: forward at 50/90/95% and the transposed product (dgrad) at 90%, 64×64 blocks."""
-    g = torch.Generator().manual_seed(24)
-    n = 4096
-    grid = [kbsr.BsrSpmmConfig(128, 4, 5), kbsr.BsrSpmmConfig(128, 4, 3), kbsr.BsrSpmmConfig(256, 8, 3),
-            kbsr.BsrSpmmConfig(256, 8, 5)]
-    grid += [kbsr.BsrSpmmConfig(bn, w, st, per) for per in (1, 2, 3)
-             for bn, w, st in ((128, 4, 3), (128, 4, 4), (256, 8, 3), (128, 8, 3), (64, 4, 3))]
-    for sparsity, product in ((0.9, "fwd"), (0.95, "fwd"), (0.5, "fwd"), (0.9, "dgrad")):
-        a = sgk.BSRMatrix.random(4096, 4096, 64, sparsity, dtype=torch.bfloat16, generator=g).cuda()
-        b = torch.randn(4096, n, generator=g).cuda().bfloat16()
-        w = a.to_dense()
-        t = a.topology
-        if product == "fwd":
-            ref = w.double() @ b.double()
-            t_cublas = bench(lambda: w @ b)
-            topo, perm = t, None
-        else:
-            ref = w.double().T @ b.double()
-            wt = w.T.contiguous()
-            t_cublas = bench(lambda: wt @ b)
-            topo, perm = t.transpose()
-            topo.row_swizzle  # noqa: B018
-        res = {}
-        for cfg in grid:
-            if time.time() - T0 > budget:
-                break
-            fn = lambda: kbsr.spmm(topo.row_offsets, topo.column_indices, topo.row_swizzle, perm, a.values[None], b[None],  # noqa: E731
-                                   4096, config=cfg)
-            try:
-                e = relative_error(fn()[0], ref)
-                ms = bench(fn) if e < TOL[torch.bfloat16] else f"wrong: rel err {e}"
-            except Exception as ex:  # noqa: BLE001
-                e, ms = None, f"{type(ex).__name__}: {str(ex)[:160]}"
-            res[f"bn{cfg.block_n} w{cfg.num_warps} s{cfg.num_stages} p{cfg.persistent}"] = (ms, e)
-        timed = {kk: v[0] for kk, v in res.items() if isinstance(v[0], float)}
-        best = {kind: min((kk for kk in timed if (kk.endswith("p0")) == (kind == "grid")), key=timed.get, default=None)
-                for kind in ("grid", "persistent")}
-        flops = 2 * a.nnz * n
-        log(rows, section="bsr_persistent", product=product, sparsity=sparsity, cublas_bf16_ms=t_cublas,
-            best_grid=best["grid"], best_grid_ms=timed.get(best["grid"]), best_persistent=best["persistent"],
-            best_persistent_ms=timed.get(best["persistent"]),
-            tflops={kk: flops / v / 1e9 for kk, v in timed.items()}, configs=res)
-
-
 # -- fp32 backward: candidates on the transposed problem ------------------------------------------------
 def backward(rows, budget):
     g = torch.Generator().manual_seed(12)
@@ -297,7 +221,7 @@ def backward(rows, budget):
             best_ms=timed.get(best), best_over_fwd=timed[best] / fwd if best else None, configs=res)
 
 
-SECTIONS = {"decode": decode, "prefetch": prefetch, "l2": l2, "bsr": bsr, "bsr_persistent": bsr_persistent, "backward": backward}
+SECTIONS = {"decode": decode, "l2": l2, "bsr": bsr, "backward": backward}
 
 
 def main(argv=None) -> int:
@@ -323,14 +247,6 @@ def main(argv=None) -> int:
             print(f"decode {r['m']}x{r['k']} s={r['sparsity']} N={r['n']:>2}: cublas {r['cublas_bf16_ms']*1e3:6.1f} us  "
                   f"bitmap {r['bitmap_best_ms']*1e3 if r['bitmap_best_ms'] else float('nan'):6.1f} us ({r['bitmap_best']})  "
                   f"sgk {r['sgk_ms']*1e3 if r['sgk_ms'] else float('nan'):6.1f} us  x{r['sgk_over_cublas'] or 0:.2f}")
-        elif r["section"] == "prefetch":
-            f = lambda v: v * 1e3 if v else float("nan")  # noqa: E731
-            print(f"prefetch {r['m']}x{r['k']} s={r['sparsity']} N={r['n']:>2}: cublas {f(r['cublas_bf16_ms']):6.1f}  "
-                  f"plain {f(r['best_plain_ms']):6.1f} ({r['best_plain']})  prefetch {f(r['best_prefetch_ms']):6.1f} ({r['best_prefetch']})")
-        elif r["section"] == "bsr_persistent":
-            f = lambda v: v * 1e3 if v else float("nan")  # noqa: E731
-            print(f"bsr {r['product']} {r['sparsity']}: cublas {f(r['cublas_bf16_ms']):6.1f} us  grid {f(r['best_grid_ms']):6.1f} "
-                  f"({r['best_grid']})  persistent {f(r['best_persistent_ms']):6.1f} ({r['best_persistent']})")
         elif r["section"] == "l2":
             print(f"read {r['buffer_mb']} MB x{r['reps']} block {r['block']} w{r['warps']}: {r['tbps'] or 0:.2f} TB/s")
         elif r["section"] == "bsr":

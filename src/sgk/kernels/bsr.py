@@ -92,100 +92,6 @@ def _bsr_spmm_kernel(
 
 
 @triton.jit
-def _bsr_spmm_persistent_kernel(
-    # pointers
-    row_offsets_ptr,
-    column_indices_ptr,
-    row_swizzle_ptr,
-    block_perm_ptr,
-    values_ptr,
-    b_ptr,
-    c_ptr,
-    # sizes
-    n,
-    n_brows,
-    n_tiles,  # n_brows × column tiles
-    n_programs,
-    # strides
-    stride_vb,
-    stride_vblk,
-    stride_vr,
-    stride_vc,
-    stride_bb,
-    stride_bk,
-    stride_bn,
-    stride_cb,
-    stride_cm,
-    stride_cn,
-    # meta-parameters
-    BS: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    HAS_PERM: tl.constexpr,
-    EVEN_N: tl.constexpr,
-    INPUT_PRECISION: tl.constexpr,
-    MAX_TILES: tl.constexpr,  # >= tiles per program (a power of two)
-):
-    """The persistent form of ``_bsr_spmm_kernel``: program p takes tiles p, p + P, p + 2P, … (tile t
-    = swizzle slot t % n_brows × column tile t // n_brows) and walks all their blocks in one flat
-    loop, so the pipeline keeps loading across tile boundaries instead of refilling per tile."""
-    pid = tl.program_id(0)
-    pid_b = tl.program_id(2).to(tl.int64)
-    # This program's tiles, their block rows and block ranges, held in registers.
-    local = tl.arange(0, MAX_TILES)
-    tiles = pid + local * n_programs
-    own = tiles < n_tiles
-    brows_v = tl.load(row_swizzle_ptr + tiles % n_brows, mask=own, other=0)
-    starts_v = tl.load(row_offsets_ptr + brows_v, mask=own, other=0)
-    ends_v = tl.load(row_offsets_ptr + brows_v + 1, mask=own, other=0)
-    steps_v = tl.where(own, tl.maximum(ends_v - starts_v, 1), 0)  # an empty block row still writes its zeros
-    total = tl.sum(steps_v, axis=0)
-
-    offs_r = tl.arange(0, BS)
-    v_base = values_ptr + pid_b * stride_vb
-    a_offs = offs_r[:, None] * stride_vr + offs_r[None, :] * stride_vc
-    i = 0
-    ki = 0
-    sel = local == 0
-    brow = tl.sum(tl.where(sel, brows_v, 0), axis=0)
-    start = tl.sum(tl.where(sel, starts_v, 0), axis=0)
-    count = tl.sum(tl.where(sel, ends_v, 0), axis=0) - start
-    steps = tl.sum(tl.where(sel, steps_v, 0), axis=0)
-    col_tile = tl.sum(tl.where(sel, tiles, 0), axis=0) // n_brows
-    acc = tl.zeros([BS, BLOCK_N], dtype=tl.float32)
-    for _ in range(0, total):
-        live = ki < count
-        p = (start + ki).to(tl.int64)
-        bcol = tl.load(column_indices_ptr + p, mask=live, other=0)
-        if HAS_PERM:
-            blk = tl.load(block_perm_ptr + p, mask=live, other=0).to(tl.int64)
-        else:
-            blk = p
-        a = tl.load(v_base + blk * stride_vblk + a_offs, mask=live, other=0.0)
-        offs_n = col_tile * BLOCK_N + tl.arange(0, BLOCK_N)
-        b_ptrs = (b_ptr + pid_b * stride_bb + offs_n.to(tl.int64)[None, :] * stride_bn
-                  + (bcol.to(tl.int64) * BS + offs_r)[:, None] * stride_bk)
-        if EVEN_N:
-            bt = tl.load(b_ptrs, mask=live, other=0.0)
-        else:
-            bt = tl.load(b_ptrs, mask=live & (offs_n < n)[None, :], other=0.0)
-        acc = tl.dot(a, bt, acc, input_precision=INPUT_PRECISION)
-        ki += 1
-        if ki == steps:  # the tile is done: store it, move to the next
-            c_rows = (brow.to(tl.int64) * BS + offs_r)[:, None] * stride_cm
-            c_ptrs = c_ptr + pid_b * stride_cb + c_rows + offs_n.to(tl.int64)[None, :] * stride_cn
-            tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=(offs_n < n)[None, :])
-            acc = tl.zeros([BS, BLOCK_N], dtype=tl.float32)
-            i += 1
-            ki = 0
-            sel = local == i
-            brow = tl.sum(tl.where(sel, brows_v, 0), axis=0)
-            start = tl.sum(tl.where(sel, starts_v, 0), axis=0)
-            count = tl.sum(tl.where(sel, ends_v, 0), axis=0) - start
-            steps = tl.sum(tl.where(sel, steps_v, 0), axis=0)
-            col_tile = tl.sum(tl.where(sel, tiles, 0), axis=0) // n_brows
-
-
-@triton.jit
 def _bsr_sddmm_kernel(
     # pointers
     row_indices_ptr,
@@ -237,7 +143,6 @@ class BsrSpmmConfig:
     block_n: int
     num_warps: int
     num_stages: int
-    persistent: int = 0  # > 0: the persistent kernel with this many programs per SM
 
 
 @dataclass(frozen=True)
@@ -285,20 +190,6 @@ def sddmm_candidates(bs: int, d: int, dtype: torch.dtype) -> list[BsrSddmmConfig
         cands = [BsrSddmmConfig(max(16, next_power_of_2(d)), 4, 2)] + cands
     fits = [c for c in dict.fromkeys(cands) if c.num_stages * 2 * bs * c.block_d * _elem(dtype) <= _SMEM_BUDGET]
     return fits or [BsrSddmmConfig(16, 4, 1)]
-
-
-_MAX_TILES = 64
-_SM_COUNT: dict = {}
-
-
-def _sm_count(device: torch.device) -> int:
-    """Multiprocessors of the device (132 on the H100; 4 for the interpreter's CPU runs)."""
-    if device.type != "cuda":
-        return 4
-    key = device.index if device.index is not None else torch.cuda.current_device()
-    if key not in _SM_COUNT:
-        _SM_COUNT[key] = torch.cuda.get_device_properties(key).multi_processor_count
-    return _SM_COUNT[key]
 
 
 _SPMM_TUNER = BucketTuner("bsr_spmm")
@@ -382,18 +273,7 @@ def _launch_spmm(cfg: BsrSpmmConfig, row_offsets, column_indices, row_swizzle, b
             out.stride(1),
             out.stride(2),
         )
-        if cfg.persistent:
-            n_brows = m // bs
-            n_tiles = n_brows * grid_n
-            programs = min(n_tiles, cfg.persistent * _sm_count(out.device))
-            max_tiles = next_power_of_2(cdiv(n_tiles, programs))
-            if max_tiles > _MAX_TILES:  # keep the per-program tile list small: more programs instead
-                max_tiles = _MAX_TILES
-                programs = cdiv(n_tiles, max_tiles)
-            launch(_bsr_spmm_persistent_kernel, (programs, 1, nb), args[:8] + (n_brows, n_tiles, programs) + args[8:],
-                   {**constexprs, "MAX_TILES": max_tiles}, cfg.num_warps, cfg.num_stages)
-        else:
-            launch(_bsr_spmm_kernel, (m // bs, grid_n, nb), args, constexprs, cfg.num_warps, cfg.num_stages)
+        launch(_bsr_spmm_kernel, (m // bs, grid_n, nb), args, constexprs, cfg.num_warps, cfg.num_stages)
 
 
 def sddmm(

@@ -1,9 +1,9 @@
 """SpMM kernels: C = A·B for a CSR matrix A (m×k) and dense B (k×n), batched.
 
-Two kernel families share one launcher; the tuner (or the measured heuristic) picks per problem.
-Both take rows in row-swizzle order (longest first), so the ROWS rows of one program are
+Three kernel families share one launcher; the tuner (or the measured heuristic) picks per problem.
+The gather families (tile, 1d) take rows in row-swizzle order (longest first), so the ROWS rows of one program are
 consecutive swizzle entries of similar length and the longest rows start first; several short rows
-per program is Triton's form of Sputnik's subwarp tiling. Both accumulate in fp32 and fuse the
+per program is Triton's form of Sputnik's subwarp tiling. All three accumulate in fp32 and fuse the
 epilogue: bias of the row, ReLU, cast to the output dtype.
 
 * ``tile`` (``_spmm_kernel``): the rows' nonzeros are consumed BLOCK_K at a time as vector loads
@@ -19,6 +19,15 @@ epilogue: bias of the row, ReLU, cast to the output dtype.
   BLOCK_N the B loads have no mask at all), then a masked tail up to the longest row. Measured on
   the H100 (benchmarks/results/variants_2026-11-25_h100.json): 1.3x faster than ``tile`` on the
   4096×1024×4096 FFN shape in fp32, 1.2x in fp16, 3.5x at N = 256.
+
+* ``bitmap`` (``_spmm_bitmap_kernel``, fp16/bf16, N <= 64, offered where the topology's bitmap
+  exists): A is decoded tile by tile (BLOCK_M × BLOCK_K) from ``Topology.bitmap`` — a bit per
+  element and the CSR position of each 32-bit word's first entry, so an entry's value is
+  ``values[word offset + popc(bits below it)]`` — and multiplied on tensor cores (``tl.dot``
+  with a ≥ 16-wide N tile); K is split over programs (atomic fp32 partial sums) when the row tiles
+  alone would leave SMs idle. The decode costs ~15 instructions a matrix element, whatever the
+  sparsity: on the H100 it beats the gather kernels at N = 8-64 and 50-90% sparsity, not cuBLAS
+  (docs/performance.md).
 
 Batch: program axis 2 walks the (flattened) batch; operands that do not vary over the batch have
 batch stride 0. All pointer offsets that can exceed 2**31 are computed in int64.
@@ -265,7 +274,6 @@ def _spmm_bitmap_kernel(
     RELU: tl.constexpr,
     ATOMIC: tl.constexpr,  # K split over programs: partial sums atomically added into fp32 C
     HW_POPC: tl.constexpr,  # the GPU's popc (False under the interpreter)
-    PREFETCH: tl.constexpr = False,  # gather tile kt+1 before multiplying tile kt (two tiles in registers)
 ):
     pid_m = tl.program_id(0)
     pid_1 = tl.program_id(1)
@@ -289,31 +297,16 @@ def _spmm_bitmap_kernel(
     kt0 = split * k_tiles
     kt1 = tl.minimum(kt0 + k_tiles, tl.cdiv(k, BLOCK_K))
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    if PREFETCH:  # the next tile's gathers are issued before this tile's product
-        a_next = _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok & (kt0 < kt1), kt0, offs_w, lshift,
-                              BLOCK_M, BLOCK_K, HW_POPC)
-        for kt in range(kt0, kt1):
-            a = a_next
-            a_next = _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok & (kt + 1 < kt1), kt + 1, offs_w,
-                                  lshift, BLOCK_M, BLOCK_K, HW_POPC)
-            kk = kt * BLOCK_K + offs_k
-            b_ptrs = b_cols + kk.to(tl.int64)[:, None] * stride_bk
-            if EVEN_K and EVEN_N:
-                bt = tl.load(b_ptrs)
-            else:
-                bt = tl.load(b_ptrs, mask=(kk < k)[:, None] & mask_n[None, :], other=0.0)
-            acc = tl.dot(a, bt, acc)
-    else:
-        for kt in range(kt0, kt1):
-            a = _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, offs_w, lshift, BLOCK_M, BLOCK_K,
-                             HW_POPC)
-            kk = kt * BLOCK_K + offs_k
-            b_ptrs = b_cols + kk.to(tl.int64)[:, None] * stride_bk
-            if EVEN_K and EVEN_N:
-                bt = tl.load(b_ptrs)
-            else:
-                bt = tl.load(b_ptrs, mask=(kk < k)[:, None] & mask_n[None, :], other=0.0)
-            acc = tl.dot(a, bt, acc)
+    for kt in range(kt0, kt1):
+        a = _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, offs_w, lshift, BLOCK_M, BLOCK_K,
+                         HW_POPC)
+        kk = kt * BLOCK_K + offs_k
+        b_ptrs = b_cols + kk.to(tl.int64)[:, None] * stride_bk
+        if EVEN_K and EVEN_N:
+            bt = tl.load(b_ptrs)
+        else:
+            bt = tl.load(b_ptrs, mask=(kk < k)[:, None] & mask_n[None, :], other=0.0)
+        acc = tl.dot(a, bt, acc)
     c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
     if ATOMIC:
         tl.atomic_add(c_ptrs, acc, mask=row_ok[:, None] & mask_n[None, :])
@@ -327,7 +320,9 @@ def _spmm_bitmap_kernel(
 
 @dataclass(frozen=True)
 class SpmmConfig:
-    """One launch configuration. ``kind`` picks the kernel family ("tile" or "1d"); for "1d",
+    """One launch configuration. ``kind`` picks the kernel family ("tile", "1d" or "bitmap"; for
+    "bitmap", ``rows``/``block_k``/``block_n`` are the BLOCK_M × BLOCK_K tile of A and the N tile,
+    and ``split_k`` 0 lets the launcher choose the K split); for "1d",
     ``block_k`` is the unroll depth of the nonzero loop and ``split_k`` > 1 splits each row's
     nonzeros over that many programs (partial sums added atomically in fp32: not bitwise
     reproducible, so never chosen under ``torch.use_deterministic_algorithms``)."""
@@ -340,7 +335,6 @@ class SpmmConfig:
     kind: str = "tile"
     split_k: int = 1
     compact: bool = False  # read 16-bit column indices (k <= 32767): 4 instead of 6 bytes a bf16 nonzero
-    prefetch: bool = False  # "bitmap": gather the next tile of A before multiplying this one
 
 
 def _t(rows, block_k, block_n, warps, stages=1):
@@ -622,7 +616,7 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
         raise ValueError(f"spmm(): n = {n} needs {grid_1} column tiles × splits, more than the {MAX_GRID_YZ} a launch allows")
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": k % cfg.block_k == 0,
                   "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "ATOMIC": split > 1,
-                  "HW_POPC": b.is_cuda, "PREFETCH": cfg.prefetch}
+                  "HW_POPC": b.is_cuda}
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
         args = (
