@@ -3,7 +3,9 @@
 #   SGK_GIT_SHA=<sha> bash benchmarks/gpu_run.sh tests targets spmm32 ...
 # Steps: tests (pytest -m gpu), targets (benchmarks/targets.py), spmm32, spmm16 (bf16 + fp16),
 # sddmm32, sddmm16 (bf16 + fp16), attention, decode (bf16), blocksparse (bf16), overhead,
-# spmm32graph (device time only: calls replayed from a CUDA graph, no host launch overhead).
+# spmm32graph (device time only: calls replayed from a CUDA graph, no host launch overhead),
+# probe (benchmarks/probe_tc.py: bitmap decode grid, L2/DRAM read bandwidth, block-sparse grid,
+# fp32 backward candidates).
 # Everything lands under $OUT.
 #
 # The DLMC steps need ./.dlmc: a copy of shared/dlmc plus the anchors JSON, git-ignored, named in
@@ -39,6 +41,7 @@ for step in "$@"; do
               --out "$OUT/decode_bf16.json" --plot "$OUT/decode_bf16.png" 2>&1 | tail -12 ;;
     blocksparse) python3 -m sgk bench blocksparse --dtype bf16 --impl sgk,cublas,torch_bsr --warmup 5 --rep 25 -q \
               --out "$OUT/blocksparse_bf16.json" --plot "$OUT/blocksparse_bf16.png" 2>&1 | tail -22 ;;
+    probe) python3 benchmarks/probe_tc.py --out "$OUT/probe_tc.json" 2>&1 | tee "$OUT/probe_tc.log" | sed -n '/== probe_tc ==/,$p' ;;
     *) echo "unknown step $step" ;;
   esac
 done
