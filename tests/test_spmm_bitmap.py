@@ -115,6 +115,27 @@ def test_bitmap_kernel_batched(kernel_device):
         assert_close(c, expected, dtype, 64, msg=f"split {split}:")
 
 
+@pytest.mark.parametrize("layout", ["transposed", "column-slice"])
+def test_bitmap_kernel_noncontiguous_b(kernel_device, layout):
+    """B through arbitrary strides (a transposed view, a column slice), odd N."""
+    from sgk.kernels import spmm as kmod
+
+    dtype = torch.float16
+    g = gen(210)
+    a = csr_from_lengths([3, 0, 60, 17, 99, 1, 45], 100, g, dtype=dtype, device=kernel_device)
+    if layout == "transposed":
+        b = randn(13, 100, g=g, dtype=dtype, device=kernel_device).T
+    else:
+        b = randn(100, 40, g=g, dtype=dtype, device=kernel_device)[:, 5:18]
+    assert not b.is_contiguous() and b.shape == (100, 13)
+    t = a.topology
+    expected = a.to_dense().double() @ b.double()
+    for split in (1, 2):
+        cfg = kmod.SpmmConfig(64, 64, 16, 4, 1, "bitmap", split)
+        c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=cfg, bitmap=t.bitmap)
+        assert_close(c, expected, dtype, 100, msg=f"split {split}:")
+
+
 def test_bitmap_configuration_needs_the_bitmap():
     from sgk.kernels import spmm as kmod
 
