@@ -153,12 +153,13 @@ def spmm(
     """
     op = "spmm"
     path = "auto"
-    if method in _PATHS:
-        check(not isinstance(a, BSRMatrix), lambda: f"{op}(): method={method!r} is a CSRMatrix path; a BSRMatrix takes "
-              "'auto', 'triton' or 'reference'")
-        path, method = method, "triton"
-    else:
-        check(method in _METHODS, lambda: f"{op}(): method must be one of {_METHODS}, got {method!r}")
+    if method != "auto":
+        if method in _PATHS:
+            check(not isinstance(a, BSRMatrix), lambda: f"{op}(): method={method!r} is a CSRMatrix path; a BSRMatrix takes "
+                  "'auto', 'triton' or 'reference'")
+            path, method = method, "triton"
+        elif method not in _METHODS:
+            raise ValueError(f"{op}(): method must be one of {_METHODS}, got {method!r}")
     if isinstance(a, BSRMatrix):  # block-sparse: the tensor-core path
         check(bias is None and activation is None, f"{op}(): bias and activation are not supported for a BSRMatrix")
         return bsr_spmm(a, b, method=method)
