@@ -231,6 +231,56 @@ def test_method_errors(call, exc, match):
         call(a, torch.ones(64, 4, dtype=torch.float16))
 
 
+def test_forced_path_on_cpu_without_interpreter_names_the_method(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    a = sgk.CSRMatrix.random(8, 64, 0.5, dtype=torch.float16, generator=gen(211))
+    for method in ("bitmap", "csr"):
+        with pytest.raises(ValueError, match=rf"spmm\(\): method='{method}' needs CUDA tensors"):
+            sgk.spmm(a, torch.ones(64, 4, dtype=torch.float16), method=method)
+
+
+@pytest.mark.parametrize("m, k", [(0, 64), (6, 0)])
+def test_bitmap_method_on_empty_shapes(kernel_device, m, k):
+    a = sgk.CSRMatrix.random(m, k, 0.5, dtype=torch.float16, generator=gen(212)).to(kernel_device)
+    b = torch.ones(k, 4, dtype=torch.float16, device=kernel_device)
+    c = sgk.spmm(a, b, method="bitmap")
+    assert c.shape == (m, 4) and not c.any()
+
+
+def test_bitmap_configuration_shape_is_checked(kernel_device):
+    from sgk.kernels import spmm as kmod
+
+    a = sgk.CSRMatrix.random(8, 600, 0.5, dtype=torch.float16, generator=gen(213)).to(kernel_device)
+    t = a.topology
+    b = torch.ones(600, 16, dtype=torch.float16, device=kernel_device)
+    for cfg in (kmod.SpmmConfig(64, 512, 16, 4, 1, "bitmap", 1), kmod.SpmmConfig(64, 48, 16, 4, 1, "bitmap", 1)):
+        with pytest.raises(ValueError, match="BLOCK_K in"):
+            kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=cfg, bitmap=t.bitmap)
+
+
+def test_auto_path_offers_the_bitmap_from_density_one_32nd(kernel_device):
+    """Between densities 1/64 and 1/32 the bitmap exists (method='bitmap' can use it) but the
+    automatic choice does not build it: it would outweigh the values several times."""
+    g = gen(214)
+    sparse = sgk.CSRMatrix.random(16, 2048, 0.975, dtype=torch.float16, generator=g).to(kernel_device)  # density 1/40
+    b = randn(2048, 8, g=g, dtype=torch.float16, device=kernel_device)
+    with torch.no_grad():
+        sgk.spmm(sparse, b, method="triton")
+    assert "bitmap" not in sparse.topology._cache
+    assert sparse.topology.bitmap is not None
+    assert sgk.CSRMatrix.random(4, 64, 0.5, generator=g).topology.prepare(bitmap=True)._cache["bitmap"] is not None
+
+
+def test_compile_fullgraph_with_a_prepared_bitmap():
+    """torch.compile traces method='bitmap' once the bitmap exists (building it syncs: prepare first)."""
+    torch._dynamo.reset()
+    a = sgk.CSRMatrix.random(40, 128, 0.6, dtype=torch.float16, generator=gen(215))
+    a.topology.prepare(bitmap=True)
+    b = randn(128, 8, g=gen(216), dtype=torch.float16)
+    out = torch.compile(lambda a, b: sgk.spmm(a, b, method="bitmap"), backend="aot_eager", fullgraph=True)(a, b)
+    assert_close(out, a.to_dense().double() @ b.double(), torch.float16, 128)
+
+
 # -- GPU -------------------------------------------------------------------------------------------
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])

@@ -111,9 +111,12 @@ class Topology:
         word's first stored entry, so an entry's value is ``values[word_offsets + (set bits below
         it)]``: the values stay in CSR order. Two bits per matrix element (k·m/4 bytes).
 
-        None where it does not pay or cannot be built: density below 1/64 (the bitmap would
-        outweigh the values), more than 2**31 bytes, or column indices not strictly increasing
-        within rows (``validate()`` checks that invariant).
+        None where it cannot pay or cannot be built: density below 1/64 (the bitmap would be more
+        than 8x the bytes of fp16 values; ``sgk.spmm``'s automatic choice offers it only from
+        density 1/32), more than 2**31 bytes, or column indices not strictly increasing within
+        rows (``validate()`` checks that invariant). Building it synchronises with the device once
+        (call it, or ``prepare(bitmap=True)``, before a CUDA-graph capture or a
+        ``torch.compile(fullgraph=True)`` region that uses it).
         """
         return self._cached("bitmap", self._make_bitmap)
 
@@ -179,10 +182,13 @@ class Topology:
             t._transposed = (self, inverse32)
         return self._transposed
 
-    def prepare(self, transpose: bool = False) -> "Topology":
-        """Compute the cached metadata now (and the transposed topology's, if asked), so that no
-        cache is filled later inside autograd's backward (which torch.compile cannot trace)."""
+    def prepare(self, transpose: bool = False, bitmap: bool = False) -> "Topology":
+        """Compute the cached metadata now (and the transposed topology's, if asked; the bitmap
+        form too if asked), so that no cache is filled later inside autograd's backward (which
+        torch.compile cannot trace)."""
         self.row_swizzle, self.row_indices, self.column_indices16  # noqa: B018 (computing the cached properties)
+        if bitmap:
+            self.bitmap  # noqa: B018
         if transpose:
             t, _ = self.transpose()
             t.row_swizzle, t.row_indices, t.column_indices16  # noqa: B018

@@ -483,11 +483,11 @@ def spmm(
         return c
     if config is None:
         compact = column_indices16 is not None
-        dense_tiles = bitmap is not None and b.dtype != torch.float32 and n <= 64
+        dense_tiles = bitmap is not None and b.dtype in (torch.float16, torch.bfloat16) and n <= 64
         if bitmap_only and not dense_tiles:
             raise ValueError("spmm(): the bitmap path needs fp16/bf16 operands, N <= 64 and the topology's bitmap")
         exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled(), compact, dense_tiles,
-                 bitmap_only)
+                 bitmap_only, b.shape[-2] if dense_tiles else None)
         config = _CHOSEN.get(exact)
         if config is None:
             def run(cfg):
@@ -604,6 +604,9 @@ def bitmap_splits(cfg: SpmmConfig, m: int, n: int, k: int, batch: int) -> int:
 
 def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c) -> None:
     bits, word_offsets = bitmap
+    if cfg.block_k % 32 or 256 % cfg.block_k or cfg.block_n < 16:
+        # the bitmap's rows are padded to 256 columns: a tile must divide that (and tl.dot needs N >= 16)
+        raise ValueError(f"spmm(): a bitmap configuration needs BLOCK_K in (32, 64, 128, 256) and BLOCK_N >= 16, got {cfg}")
     m, n = c.shape[-2], c.shape[-1]
     k = b.shape[-2]
     batch = c.shape[0] if c.dim() == 3 else 1

@@ -16,12 +16,13 @@ def interpreter_enabled() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def select_backend(op: str, method: str, t: torch.Tensor) -> str:
+def select_backend(op: str, method: str, t: torch.Tensor, shown: str | None = None) -> str:
     """Pick ``"triton"`` or ``"reference"`` for an op whose data live where ``t`` does.
 
     ``auto``: Triton kernels for CUDA tensors of the kernel dtypes (fp32, fp16, bf16), the plain-torch
     reference otherwise (CPU tensors, float64). ``triton`` forces the kernels (CUDA tensors, or CPU
-    tensors under TRITON_INTERPRET=1); ``reference`` forces the plain-torch path.
+    tensors under TRITON_INTERPRET=1); ``reference`` forces the plain-torch path. ``shown``: the
+    method the user asked for, when it was mapped to ``triton`` (spmm's forced paths), for messages.
     """
     if method == "auto":  # the hot path: no environment lookup for CUDA tensors
         return "triton" if t.is_cuda and t.dtype in KERNEL_DTYPES else "reference"
@@ -32,7 +33,7 @@ def select_backend(op: str, method: str, t: torch.Tensor) -> str:
     if method == "triton":
         check(
             usable,
-            lambda: f"{op}(): method='triton' needs CUDA tensors (or TRITON_INTERPRET=1 on the CPU), got a tensor on {t.device}",
+            lambda: f"{op}(): method={shown or 'triton'!r} needs CUDA tensors (or TRITON_INTERPRET=1 on the CPU), got a tensor on {t.device}",
         )
         check(
             t.dtype in KERNEL_DTYPES,

@@ -1,7 +1,8 @@
 """The ``torch.ops.sgk.*`` custom ops: one registered op per kernel, with a fake implementation.
 
 Each op takes raw tensors flattened to one batch dimension (the public functions in sgk.ops do the
-validation and the broadcasting) and a ``backend`` string, ``"triton"`` or ``"reference"``.
+validation and the broadcasting) and a ``backend`` string, ``"triton"`` or ``"reference"`` (and, for
+``sgk::spmm``, ``"triton-bitmap"``: the dense-tile kernel only).
 Registering them with ``torch.library`` lets ``torch.compile`` trace through sgk's ops without
 looking inside the Triton launches: the fake implementations give it the output shapes. In eager
 mode sgk calls the implementations directly (see ``_dispatch`` at the bottom).

@@ -44,10 +44,14 @@ def _spmm_raw(
     # 16-bit indices for the kernels' compact configurations, where the matrix's bytes dominate.
     compact = topo.column_indices16 if backend == "triton" and n <= 64 else None
     bitmap = None
-    if path == "bitmap" or (
-        path == "auto" and backend == "triton" and n <= 64 and b.dtype in HALF_DTYPES and not torch.compiler.is_compiling()
-    ):
+    if path == "bitmap":
         bitmap = topo.bitmap
+    elif path == "auto" and backend == "triton" and n <= 64 and b.dtype in HALF_DTYPES and topo.nnz * 32 >= topo.shape[0] * topo.shape[1]:
+        # Built on first use, but not where building would synchronise inside a trace or a capture.
+        if torch.compiler.is_compiling() or (b.is_cuda and torch.cuda.is_current_stream_capturing()):
+            bitmap = topo._cache.get("bitmap")
+        else:
+            bitmap = topo.bitmap
     bits, word_offsets = bitmap if bitmap is not None else (None, None)
     if path == "bitmap" and backend == "triton":
         backend = "triton-bitmap"
@@ -143,7 +147,9 @@ def spmm(
             :attr:`Topology.bitmap`: fp16/bf16, N <= 64). Under ``"auto"``/``"triton"`` the path
             is chosen per problem: a :class:`~sgk.BSRMatrix` takes the block kernels; for a
             CSRMatrix the tuner times the gather kernels and, for fp16/bf16 inference calls (no
-            autograd graph recorded) with N <= 64, the bitmap kernel too, and keeps the fastest.
+            autograd graph recorded) with N <= 64 and density >= 1/32, the bitmap kernel too, and
+            keeps the fastest. Inside ``torch.compile`` or a CUDA-graph capture the bitmap is used
+            only if it was built before (building it synchronises with the device).
 
     Returns:
         (*batch, m, n) tensor of b's dtype, with batch = broadcast(ba, bb, bbias). fp16/bf16
@@ -183,8 +189,10 @@ def spmm(
         batch: tuple[int, ...] = ()
     else:
         batch = broadcast_batch(op, ("a", "b", "bias"), (a.batch_shape, tuple(b.shape[:-2]), bias_batch))
-    backend = select_backend(op, method, b)
+    backend = select_backend(op, method, b, shown=None if path == "auto" else path)
     relu = activation == "relu"
+    if path == "bitmap" and (m == 0 or k == 0):
+        path = "csr"  # nothing to decode: the kernels' empty-problem handling gives the zeros (or bias)
     if path == "bitmap":
         check(b.dtype in HALF_DTYPES, lambda: f"{op}(): method='bitmap' takes float16 or bfloat16 operands, got {b.dtype}",
               TypeError)
@@ -193,7 +201,7 @@ def spmm(
         check(a.topology.bitmap is not None, lambda: f"{op}(): method='bitmap' needs a's pattern in bitmap form, which is "
               "not built below density 1/64, beyond 2 GiB of bitmap, or for unsorted column indices (see Topology.bitmap)")
     if torch.is_grad_enabled() and (a.values.requires_grad or b.requires_grad or (bias is not None and bias.requires_grad)):
-        topo = a.topology.prepare(transpose=b.requires_grad)
+        topo = a.topology.prepare(transpose=b.requires_grad, bitmap=path == "bitmap")
         # training: the bitmap only when asked for (it costs two bits per matrix element)
         return _Spmm.apply(topo, a.values, b, bias, relu, batch, backend, "bitmap" if path == "bitmap" else "csr")
     return _spmm_raw(a.topology, a.values, b, bias, relu, batch, backend, path)
