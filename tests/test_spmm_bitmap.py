@@ -136,6 +136,25 @@ def test_bitmap_kernel_noncontiguous_b(kernel_device, layout):
         assert_close(c, expected, dtype, 100, msg=f"split {split}:")
 
 
+def test_batch_split_over_launches(kernel_device, monkeypatch):
+    """Batches beyond the grid limit go out in several launches (the limit lowered to 2 here), for
+    the gather and the bitmap kernels alike, with batched values, B and bias."""
+    from sgk.kernels import spmm as kmod
+
+    monkeypatch.setattr(kmod, "MAX_GRID_YZ", 2)
+    dtype = torch.float16
+    g = gen(217)
+    a = csr_from_lengths([4, 0, 40, 9, 17, 1, 30, 2, 8], 40, g, batch=(5,), dtype=dtype, device=kernel_device)
+    b = randn(5, 40, 16, g=g, dtype=dtype, device=kernel_device)
+    bias = randn(5, 9, g=g, dtype=dtype, device=kernel_device)
+    expected = a.to_dense().double() @ b.double() + bias.double()[..., None]
+    t = a.topology
+    for cfg in (kmod.SpmmConfig(4, 8, 16, 1, 1, "1d"), kmod.SpmmConfig(64, 64, 16, 4, 1, "bitmap", 1),
+                kmod.SpmmConfig(64, 32, 16, 4, 1, "bitmap", 2)):
+        c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, False, config=cfg, bitmap=t.bitmap)
+        assert_close(c, expected, dtype, 40, msg=f"config {cfg}:")
+
+
 def test_bitmap_configuration_needs_the_bitmap():
     from sgk.kernels import spmm as kmod
 

@@ -543,12 +543,29 @@ def _launch_split(run, bias, relu, c) -> None:
         c.copy_(acc)
 
 
+def _batch_launches(values, b, bias, c) -> tuple[list, tuple]:
+    """What both kernel families take per launch of at most MAX_GRID_YZ batch entries:
+    [(entries, values, b, bias (c as a placeholder when None), c)], operands that vary over the
+    batch sliced to the launch's first entry; and the strides that follow the sizes in both
+    signatures (values, b, b's two, bias, C's three; batch strides 0 where an operand does not vary)."""
+    batch = c.shape[0] if c.dim() == 3 else 1
+    stride_vb, stride_bb, stride_biasb = batch_stride(values, 1), batch_stride(b, 2), batch_stride(bias, 1)
+    strides = (stride_vb, stride_bb, b.stride(-2), b.stride(-1), stride_biasb, c.stride(0) if batch > 1 else 0,
+               c.stride(-2), c.stride(-1))
+    chunks = []
+    for b0 in range(0, batch, MAX_GRID_YZ):
+        chunks.append((
+            min(MAX_GRID_YZ, batch - b0),
+            values[b0:] if stride_vb and b0 else values,
+            b[b0:] if stride_bb and b0 else b,
+            (bias[b0:] if stride_biasb and b0 else bias) if bias is not None else c,
+            c[b0:] if b0 else c,
+        ))
+    return chunks, strides
+
+
 def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c) -> None:
     m, n = c.shape[-2], c.shape[-1]
-    batch = c.shape[0] if c.dim() == 3 else 1
-    stride_vb = batch_stride(values, 1)
-    stride_bb = batch_stride(b, 2)
-    stride_biasb = batch_stride(bias, 1)
     grid_r = cdiv(m, cfg.rows) * cfg.split_k
     grid_n = cdiv(n, cfg.block_n)
     if grid_n > MAX_GRID_YZ:
@@ -560,28 +577,10 @@ def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, valu
     else:
         kernel = _spmm_kernel
         constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "HAS_BIAS": bias is not None, "RELU": relu}
-    for b0 in range(0, batch, MAX_GRID_YZ):
-        nb = min(MAX_GRID_YZ, batch - b0)
-        args = (
-            row_offsets,
-            column_indices,
-            row_swizzle,
-            values[b0:] if stride_vb and b0 else values,
-            b[b0:] if stride_bb and b0 else b,
-            ((bias[b0:] if stride_biasb and b0 else bias) if bias is not None else c),
-            c[b0:] if b0 else c,
-            m,
-            n,
-            stride_vb,
-            stride_bb,
-            b.stride(-2),
-            b.stride(-1),
-            stride_biasb,
-            c.stride(0) if batch > 1 else 0,
-            c.stride(-2),
-            c.stride(-1),
-        )
-        launch(kernel, (grid_r, grid_n, nb), args, constexprs, cfg.num_warps, cfg.num_stages)
+    chunks, strides = _batch_launches(values, b, bias, c)
+    for nb, v, bb, bi, cc in chunks:
+        launch(kernel, (grid_r, grid_n, nb), (row_offsets, column_indices, row_swizzle, v, bb, bi, cc, m, n, *strides),
+               constexprs, cfg.num_warps, cfg.num_stages)
 
 
 _BITMAP_PROGRAMS = 4 * 132
@@ -609,10 +608,6 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
         raise ValueError(f"spmm(): a bitmap configuration needs BLOCK_K in (32, 64, 128, 256) and BLOCK_N >= 16, got {cfg}")
     m, n = c.shape[-2], c.shape[-1]
     k = b.shape[-2]
-    batch = c.shape[0] if c.dim() == 3 else 1
-    stride_vb = batch_stride(values, 1)
-    stride_bb = batch_stride(b, 2)
-    stride_biasb = batch_stride(bias, 1)
     k_tiles = cdiv(cdiv(k, cfg.block_k), split)
     grid_1 = cdiv(n, cfg.block_n) * split
     if grid_1 > MAX_GRID_YZ:
@@ -620,27 +615,8 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": k % cfg.block_k == 0,
                   "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "ATOMIC": split > 1,
                   "HW_POPC": b.is_cuda}
-    for b0 in range(0, batch, MAX_GRID_YZ):
-        nb = min(MAX_GRID_YZ, batch - b0)
-        args = (
-            bits,
-            word_offsets,
-            values[b0:] if stride_vb and b0 else values,
-            b[b0:] if stride_bb and b0 else b,
-            ((bias[b0:] if stride_biasb and b0 else bias) if bias is not None else c),
-            c[b0:] if b0 else c,
-            m,
-            n,
-            k,
-            bits.shape[1],
-            k_tiles,
-            stride_vb,
-            stride_bb,
-            b.stride(-2),
-            b.stride(-1),
-            stride_biasb,
-            c.stride(0) if batch > 1 else 0,
-            c.stride(-2),
-            c.stride(-1),
-        )
-        launch(_spmm_bitmap_kernel, (cdiv(m, cfg.rows), grid_1, nb), args, constexprs, cfg.num_warps, cfg.num_stages)
+    chunks, strides = _batch_launches(values, b, bias, c)
+    for nb, v, bb, bi, cc in chunks:
+        launch(_spmm_bitmap_kernel, (cdiv(m, cfg.rows), grid_1, nb),
+               (bits, word_offsets, v, bb, bi, cc, m, n, k, bits.shape[1], k_tiles, *strides), constexprs, cfg.num_warps,
+               cfg.num_stages)
