@@ -661,7 +661,7 @@ def test_gpu_batched_heads_and_gradients(dtype):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("kind", ["auto", "tile", "1d", "1d-split"])
+@pytest.mark.parametrize("kind", ["auto", "tile", "1d", "1d-split", "flat", "flat-split"])
 def test_gpu_offsets_beyond_int32(kind):
     """B has k·n > 2**31 elements and A's columns sit near the end of k: B's offsets overflow int32.
     ``auto``: sgk.spmm's own choice; the others force each kernel family."""
@@ -677,7 +677,8 @@ def test_gpu_offsets_beyond_int32(kind):
         c = sgk.spmm(a, b)
     else:
         cfg = {"tile": kmod.SpmmConfig(4, 4, 256, 2, 1, "tile"), "1d": kmod.SpmmConfig(4, 4, 128, 2, 1, "1d"),
-               "1d-split": kmod.SpmmConfig(4, 4, 128, 2, 1, "1d", 2)}[kind]
+               "1d-split": kmod.SpmmConfig(4, 4, 128, 2, 1, "1d", 2), "flat": kmod.SpmmConfig(2, 16, 64, 4, 1, "flat"),
+               "flat-split": kmod.SpmmConfig(2, 16, 64, 4, 1, "flat", 2)}[kind]
         c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values, b, config=cfg)
     assert c.shape == (m, n)
     for row in (0, m // 2, m - 1):

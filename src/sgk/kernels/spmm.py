@@ -210,6 +210,115 @@ def _spmm_1d_kernel(
 
 
 @triton.jit
+def _spmm_flat_kernel(
+    # pointers
+    row_offsets_ptr,
+    column_indices_ptr,
+    row_swizzle_ptr,
+    values_ptr,
+    b_ptr,
+    bias_ptr,
+    c_ptr,
+    # sizes
+    m,
+    n,
+    # strides
+    stride_vb,
+    stride_bb,
+    stride_bk,
+    stride_bn,
+    stride_biasb,
+    stride_cb,
+    stride_cm,
+    stride_cn,
+    # meta-parameters
+    ROWS: tl.constexpr,
+    BLOCK_K: tl.constexpr,  # nonzeros of each row per step
+    BLOCK_N: tl.constexpr,
+    EVEN_N: tl.constexpr,  # n % BLOCK_N == 0: no column mask on B
+    WIDE: tl.constexpr,  # B's element offsets can exceed 2**31: compute them in int64
+    PREFETCH: tl.constexpr,  # load the next step's (index, value) pairs before this step's gathers
+    HAS_BIAS: tl.constexpr,
+    RELU: tl.constexpr,
+    SPLIT_K: tl.constexpr = 1,  # > 1: each row's nonzeros in SPLIT_K chunks, atomically added into fp32 C
+):
+    pid_r = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+    if SPLIT_K > 1:
+        split = pid_r % SPLIT_K
+        pid_r = pid_r // SPLIT_K
+
+    # The ROWS x BLOCK_K nonzero slots of a step as one flat axis: slot f = r * BLOCK_K + j holds
+    # entry starts[r] + kk + j. The index and value loads, the gathers of B's rows and the
+    # accumulator then share one layout (no shared-memory conversion in the loop) and each thread
+    # gathers whole 16-byte pieces of a row of B. Each slot loads its row's bounds itself (once per
+    # program, from L1): a reshape of per-row values would impose its layout on the loop.
+    f = tl.arange(0, ROWS * BLOCK_K)
+    slot = pid_r * ROWS + f // BLOCK_K
+    slot_ok = slot < m
+    rows_f = tl.load(row_swizzle_ptr + slot, mask=slot_ok, other=0)
+    first = tl.load(row_offsets_ptr + rows_f, mask=slot_ok, other=0)
+    last = tl.load(row_offsets_ptr + rows_f + 1, mask=slot_ok, other=0)
+    if SPLIT_K > 1:  # this program's chunk of each row
+        chunk = (last - first + SPLIT_K - 1) // SPLIT_K
+        first = tl.minimum(first + split * chunk, last)
+        last = tl.minimum(first + chunk, last)
+    longest = tl.max(last - first, axis=0)
+    idx = first + f % BLOCK_K
+
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < n
+    b_base = b_ptr + pid_b * stride_bb
+    if WIDE:
+        b_cols = offs_n.to(tl.int64) * stride_bn
+    else:
+        b_cols = offs_n * stride_bn
+    v_base = values_ptr + pid_b * stride_vb
+
+    mk = idx < last
+    cols = tl.load(column_indices_ptr + idx, mask=mk, other=0)
+    vals = tl.load(v_base + idx, mask=mk, other=0.0)
+    acc = tl.zeros([ROWS * BLOCK_K, BLOCK_N], dtype=tl.float32)
+    for kk in range(0, longest, BLOCK_K):
+        if PREFETCH:
+            nidx = idx + BLOCK_K
+            nmk = nidx < last
+            ncols = tl.load(column_indices_ptr + nidx, mask=nmk, other=0)
+            nvals = tl.load(v_base + nidx, mask=nmk, other=0.0)
+        if WIDE:
+            offs = cols.to(tl.int64) * stride_bk
+        else:
+            offs = cols.to(tl.int32) * stride_bk
+        ptrs = b_base + offs[:, None] + b_cols[None, :]
+        if EVEN_N:
+            bt = tl.load(ptrs, mask=mk[:, None], other=0.0)
+        else:
+            bt = tl.load(ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
+        acc += vals.to(tl.float32)[:, None] * bt.to(tl.float32)
+        if PREFETCH:
+            idx, mk, cols, vals = nidx, nmk, ncols, nvals
+        else:
+            idx += BLOCK_K
+            mk = idx < last
+            cols = tl.load(column_indices_ptr + idx, mask=mk, other=0)
+            vals = tl.load(v_base + idx, mask=mk, other=0.0)
+    out = tl.sum(tl.reshape(acc, [ROWS, BLOCK_K, BLOCK_N]), axis=1)
+    slot = pid_r * ROWS + tl.arange(0, ROWS)
+    row_ok = slot < m
+    rows = tl.load(row_swizzle_ptr + slot, mask=row_ok, other=0)
+    c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
+    if SPLIT_K > 1:  # partial sums: the launcher zeroes C (fp32) and applies the epilogue after
+        tl.atomic_add(c_ptrs, out, mask=row_ok[:, None] & mask_n[None, :])
+    else:
+        if HAS_BIAS:
+            out += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
+        if RELU:
+            out = tl.maximum(out, 0.0)
+        tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
+
+
+@triton.jit
 def _popc32(x):
     """Population count of int32 lanes: the hardware instruction on the GPU, bit arithmetic under
     the interpreter (which has no libdevice)."""
@@ -335,6 +444,7 @@ class SpmmConfig:
     kind: str = "tile"
     split_k: int = 1
     compact: bool = False  # read 16-bit column indices (k <= 32767): 4 instead of 6 bytes a bf16 nonzero
+    prefetch: bool = True  # "flat": the next step's (index, value) loads issued before this step's gathers
 
 
 def _t(rows, block_k, block_n, warps, stages=1):
@@ -371,6 +481,10 @@ _COMPACT_TINY_N = [dataclasses.replace(c, compact=True) for c in (_TINY_N[0], _T
 _COMPACT_SMALL_N = [dataclasses.replace(c, compact=True) for c in (_SMALL_N_HALF[0], _SMALL_N_HALF[1], _SPLIT_SMALL_N[0])]
 
 
+def _f(rows, block_k, block_n, warps, split_k=1, compact=True):
+    return SpmmConfig(rows, block_k, block_n, warps, 1, "flat", split_k, compact)
+
+
 def _b(block_m, block_k, block_n, warps, stages, split_k=0):
     return SpmmConfig(block_m, block_k, block_n, warps, stages, "bitmap", split_k)
 
@@ -385,6 +499,23 @@ def bitmap_candidates(n: int) -> list[SpmmConfig]:
     if n > 32:
         return [_b(64, 256, bn, 4, 3), _b(64, 256, bn, 8, 3), _b(64, 256, bn, 8, 3, 1), _b(64, 128, bn, 4, 3)]
     return [_b(64, 128, bn, 4, 3), _b(128, 128, bn, 8, 3), _b(64, 64, bn, 4, 4), _b(64, 128, bn, 4, 4)]
+
+
+def _flat(n: int, compact: bool) -> list[SpmmConfig]:
+    """Flat-tile configurations for N <= 64 (decode shapes): the column tile is N rounded up to a
+    power of two, so one program covers every column; 16-bit indices where they exist."""
+    bn = 1 << max(0, (n - 1).bit_length())
+    if bn == 1:
+        shapes = [(8, 128, 4), (4, 128, 4), (16, 64, 4), (4, 256, 4)]
+    elif bn <= 8:
+        shapes = [(4, 64, 1), (8, 64, 2), (4, 128, 4), (8, 32, 1)]
+    elif bn == 16:
+        shapes = [(4, 32, 1), (8, 32, 1), (2, 64, 1), (4, 64, 2)]
+    elif bn == 32:
+        shapes = [(4, 16, 4), (2, 32, 4), (4, 32, 4), (2, 16, 1)]
+    else:
+        shapes = [(1, 32, 4), (2, 16, 4), (2, 32, 4), (1, 16, 1)]
+    return [_f(r, k, bn, w, compact=compact) for r, k, w in shapes]
 
 
 def _narrow(n: int) -> list[SpmmConfig]:
@@ -420,6 +551,8 @@ def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32, com
         cands += list(_COMPACT_SMALL_N) if compact and n <= 64 else []
     else:
         cands = list(_LARGE_N_HALF if half else _LARGE_N_FP32)
+    if n <= 64:
+        cands += _flat(n, compact)
     return [c for c in dict.fromkeys(cands) if split or c.split_k == 1]
 
 
@@ -574,6 +707,13 @@ def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, valu
         kernel = _spmm_1d_kernel
         constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": n % cfg.block_n == 0,
                       "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT_K": cfg.split_k}
+    elif cfg.kind == "flat":
+        kernel = _spmm_flat_kernel
+        k = b.shape[-2]
+        reach = (k - 1) * abs(b.stride(-2)) + (cdiv(n, cfg.block_n) * cfg.block_n - 1) * abs(b.stride(-1))
+        constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": n % cfg.block_n == 0,
+                      "WIDE": reach >= 2**31, "PREFETCH": cfg.prefetch, "HAS_BIAS": bias is not None, "RELU": relu,
+                      "SPLIT_K": cfg.split_k}
     else:
         kernel = _spmm_kernel
         constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "HAS_BIAS": bias is not None, "RELU": relu}
