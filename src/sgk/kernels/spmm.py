@@ -237,7 +237,6 @@ def _spmm_flat_kernel(
     BLOCK_N: tl.constexpr,
     EVEN_N: tl.constexpr,  # n % BLOCK_N == 0: no column mask on B
     WIDE: tl.constexpr,  # B's element offsets can exceed 2**31: compute them in int64
-    PREFETCH: tl.constexpr,  # load the next step's (index, value) pairs before this step's gathers
     HAS_BIAS: tl.constexpr,
     RELU: tl.constexpr,
     SPLIT_K: tl.constexpr = 1,  # > 1: each row's nonzeros in SPLIT_K chunks, atomically added into fp32 C
@@ -281,11 +280,11 @@ def _spmm_flat_kernel(
     vals = tl.load(v_base + idx, mask=mk, other=0.0)
     acc = tl.zeros([ROWS * BLOCK_K, BLOCK_N], dtype=tl.float32)
     for kk in range(0, longest, BLOCK_K):
-        if PREFETCH:
-            nidx = idx + BLOCK_K
-            nmk = nidx < last
-            ncols = tl.load(column_indices_ptr + nidx, mask=nmk, other=0)
-            nvals = tl.load(v_base + nidx, mask=nmk, other=0.0)
+        # the next step's (index, value) pairs are requested before this step's gathers wait
+        nidx = idx + BLOCK_K
+        nmk = nidx < last
+        ncols = tl.load(column_indices_ptr + nidx, mask=nmk, other=0)
+        nvals = tl.load(v_base + nidx, mask=nmk, other=0.0)
         if WIDE:
             offs = cols.to(tl.int64) * stride_bk
         else:
@@ -296,13 +295,7 @@ def _spmm_flat_kernel(
         else:
             bt = tl.load(ptrs, mask=mk[:, None] & mask_n[None, :], other=0.0)
         acc += vals.to(tl.float32)[:, None] * bt.to(tl.float32)
-        if PREFETCH:
-            idx, mk, cols, vals = nidx, nmk, ncols, nvals
-        else:
-            idx += BLOCK_K
-            mk = idx < last
-            cols = tl.load(column_indices_ptr + idx, mask=mk, other=0)
-            vals = tl.load(v_base + idx, mask=mk, other=0.0)
+        idx, mk, cols, vals = nidx, nmk, ncols, nvals
     out = tl.sum(tl.reshape(acc, [ROWS, BLOCK_K, BLOCK_N]), axis=1)
     slot = pid_r * ROWS + tl.arange(0, ROWS)
     row_ok = slot < m
@@ -444,7 +437,6 @@ class SpmmConfig:
     kind: str = "tile"
     split_k: int = 1
     compact: bool = False  # read 16-bit column indices (k <= 32767): 4 instead of 6 bytes a bf16 nonzero
-    prefetch: bool = True  # "flat": the next step's (index, value) loads issued before this step's gathers
 
 
 def _t(rows, block_k, block_n, warps, stages=1):
@@ -505,16 +497,9 @@ def _flat(n: int, compact: bool) -> list[SpmmConfig]:
     """Flat-tile configurations for N <= 64 (decode shapes): the column tile is N rounded up to a
     power of two, so one program covers every column; 16-bit indices where they exist."""
     bn = 1 << max(0, (n - 1).bit_length())
-    if bn == 1:
-        shapes = [(8, 128, 4), (4, 128, 4), (16, 64, 4), (4, 256, 4)]
-    elif bn <= 8:
-        shapes = [(4, 64, 1), (8, 64, 2), (4, 128, 4), (8, 32, 1)]
-    elif bn == 16:
-        shapes = [(4, 32, 1), (8, 32, 1), (2, 64, 1), (4, 64, 2)]
-    elif bn == 32:
-        shapes = [(4, 16, 4), (2, 32, 4), (4, 32, 4), (2, 16, 1)]
-    else:
-        shapes = [(1, 32, 4), (2, 16, 4), (2, 32, 4), (1, 16, 1)]
+    # The winners of the H200 decode probe (benchmarks/results/2026-12-01_h200_a9ab572/probe_decode.json).
+    shapes = {1: [(4, 128, 4), (2, 256, 2), (8, 64, 2)], 8: [(2, 64, 1), (4, 128, 4)], 16: [(4, 32, 1), (2, 64, 1)],
+              32: [(1, 32, 1), (4, 16, 4), (2, 16, 1)], 64: [(2, 16, 4), (1, 16, 1)]}[max(bn, 8) if bn > 1 else 1]
     return [_f(r, k, bn, w, compact=compact) for r, k, w in shapes]
 
 
@@ -712,7 +697,7 @@ def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, valu
         k = b.shape[-2]
         reach = (k - 1) * abs(b.stride(-2)) + (cdiv(n, cfg.block_n) * cfg.block_n - 1) * abs(b.stride(-1))
         constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": n % cfg.block_n == 0,
-                      "WIDE": reach >= 2**31, "PREFETCH": cfg.prefetch, "HAS_BIAS": bias is not None, "RELU": relu,
+                      "WIDE": reach >= 2**31, "HAS_BIAS": bias is not None, "RELU": relu,
                       "SPLIT_K": cfg.split_k}
     else:
         kernel = _spmm_kernel
