@@ -1,7 +1,7 @@
 """SpMM kernels: C = A·B for a CSR matrix A (m×k) and dense B (k×n), batched.
 
-Three kernel families share one launcher; the tuner (or the measured heuristic) picks per problem.
-The gather families (tile, 1d) take rows in row-swizzle order (longest first), so the ROWS rows of one program are
+Four kernel families share one launcher; the tuner (or the measured heuristic) picks per problem.
+The gather families (tile, 1d, flat) take rows in row-swizzle order (longest first), so the ROWS rows of one program are
 consecutive swizzle entries of similar length and the longest rows start first; several short rows
 per program is Triton's form of Sputnik's subwarp tiling. All three accumulate in fp32 and fuse the
 epilogue: bias of the row, ReLU, cast to the output dtype.
@@ -19,6 +19,13 @@ epilogue: bias of the row, ReLU, cast to the output dtype.
   BLOCK_N the B loads have no mask at all), then a masked tail up to the longest row. Measured on
   the H100 (benchmarks/results/variants_2026-11-25_h100.json): 1.3x faster than ``tile`` on the
   4096×1024×4096 FFN shape in fp32, 1.2x in fp16, 3.5x at N = 256.
+
+* ``flat`` (``_spmm_flat_kernel``, N <= 64): the tile kernel's ROWS×BLOCK_K nonzero slots on one
+  flat axis, so index/value loads, the 16-byte gathers of B's rows and the fp32 accumulator share
+  one layout (the 3-D tile converts its index strip through shared memory every step); int32
+  offsets unless B's reach needs int64; the next step's index/value loads issued before this
+  step's gathers. Measured on the H200 (benchmarks/results/2026-12-01_h200_a9ab572/): the fastest
+  CSR form at N = 16 and at 95% sparsity for N = 8-64; latency-bound (48% of DRAM bandwidth at N = 1).
 
 * ``bitmap`` (``_spmm_bitmap_kernel``, fp16/bf16, N <= 64, offered where the topology's bitmap
   exists): A is decoded tile by tile (BLOCK_M × BLOCK_K) from ``Topology.bitmap`` — a bit per
@@ -45,6 +52,24 @@ from triton.language.extra import libdevice
 from ._common import MAX_GRID_YZ, batch_stride, cdiv
 from ._launch import launch
 from ._tuning import BucketTuner, pow2_bucket
+
+
+@triton.jit
+def _write_rows(out, c_ptr, bias_ptr, pid_b, stride_biasb, stride_cb, stride_cm, stride_cn, rows, row_ok, offs_n, mask_n,
+                HAS_BIAS: tl.constexpr, RELU: tl.constexpr, ATOMIC: tl.constexpr):
+    """The epilogue every SpMM kernel shares: C[rows, offs_n] = relu(out + bias[rows]) cast to C's
+    dtype, or (``ATOMIC``, a split-K partial sum) ``out`` added atomically into fp32 C, the
+    launcher applying bias, ReLU and the cast afterwards."""
+    c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
+    mask = row_ok[:, None] & mask_n[None, :]
+    if ATOMIC:
+        tl.atomic_add(c_ptrs, out, mask=mask)
+    else:
+        if HAS_BIAS:
+            out += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
+        if RELU:
+            out = tl.maximum(out, 0.0)
+        tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -106,13 +131,8 @@ def _spmm_kernel(
             other=0.0,
         ).to(tl.float32)
         acc += vals[:, :, None] * b_tile
-    out = tl.sum(acc, axis=1)
-    if HAS_BIAS:
-        out += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
-    if RELU:
-        out = tl.maximum(out, 0.0)
-    c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
-    tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
+    _write_rows(tl.sum(acc, axis=1), c_ptr, bias_ptr, pid_b, stride_biasb, stride_cb, stride_cm, stride_cn,
+                rows, row_ok, offs_n, mask_n, HAS_BIAS, RELU, False)
 
 
 @triton.jit
@@ -198,15 +218,8 @@ def _spmm_1d_kernel(
                 other=0.0,
             )
             acc += val[:, None] * bt.to(tl.float32)
-    c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
-    if SPLIT_K > 1:  # partial sums: the launcher zeroes C (fp32) and applies the epilogue after
-        tl.atomic_add(c_ptrs, acc, mask=row_ok[:, None] & mask_n[None, :])
-    else:
-        if HAS_BIAS:
-            acc += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
-        if RELU:
-            acc = tl.maximum(acc, 0.0)
-        tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
+    _write_rows(acc, c_ptr, bias_ptr, pid_b, stride_biasb, stride_cb, stride_cm, stride_cn, rows, row_ok, offs_n, mask_n,
+                HAS_BIAS, RELU, SPLIT_K > 1)  # split-K: partial sums into the zeroed fp32 C
 
 
 @triton.jit
@@ -300,15 +313,8 @@ def _spmm_flat_kernel(
     slot = pid_r * ROWS + tl.arange(0, ROWS)
     row_ok = slot < m
     rows = tl.load(row_swizzle_ptr + slot, mask=row_ok, other=0)
-    c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
-    if SPLIT_K > 1:  # partial sums: the launcher zeroes C (fp32) and applies the epilogue after
-        tl.atomic_add(c_ptrs, out, mask=row_ok[:, None] & mask_n[None, :])
-    else:
-        if HAS_BIAS:
-            out += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
-        if RELU:
-            out = tl.maximum(out, 0.0)
-        tl.store(c_ptrs, out.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
+    _write_rows(out, c_ptr, bias_ptr, pid_b, stride_biasb, stride_cb, stride_cm, stride_cn, rows, row_ok, offs_n, mask_n,
+                HAS_BIAS, RELU, SPLIT_K > 1)  # split-K: partial sums into the zeroed fp32 C
 
 
 @triton.jit
@@ -409,20 +415,13 @@ def _spmm_bitmap_kernel(
         else:
             bt = tl.load(b_ptrs, mask=(kk < k)[:, None] & mask_n[None, :], other=0.0)
         acc = tl.dot(a, bt, acc)
-    c_ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[:, None] * stride_cm + offs_n.to(tl.int64)[None, :] * stride_cn
-    if ATOMIC:
-        tl.atomic_add(c_ptrs, acc, mask=row_ok[:, None] & mask_n[None, :])
-    else:
-        if HAS_BIAS:
-            acc += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[:, None]
-        if RELU:
-            acc = tl.maximum(acc, 0.0)
-        tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & mask_n[None, :])
+    _write_rows(acc, c_ptr, bias_ptr, pid_b, stride_biasb, stride_cb, stride_cm, stride_cn, rows, row_ok, offs_n, mask_n,
+                HAS_BIAS, RELU, ATOMIC)
 
 
 @dataclass(frozen=True)
 class SpmmConfig:
-    """One launch configuration. ``kind`` picks the kernel family ("tile", "1d" or "bitmap"; for
+    """One launch configuration. ``kind`` picks the kernel family ("tile", "1d", "flat" or "bitmap"; for
     "bitmap", ``rows``/``block_k``/``block_n`` are the BLOCK_M × BLOCK_K tile of A and the N tile,
     and ``split_k`` 0 lets the launcher choose the K split); for "1d",
     ``block_k`` is the unroll depth of the nonzero loop and ``split_k`` > 1 splits each row's
