@@ -97,7 +97,10 @@ def flat_grid(n: int) -> list[kspmm.SpmmConfig]:
               64: [(1, 32, 4), (2, 16, 4), (2, 32, 4), (1, 16, 1), (1, 64, 4)]}[bn]
     grid = [kspmm.SpmmConfig(r, k, bn, w, 1, "flat", 1, True) for r, k, w in shapes]
     grid += [kspmm.SpmmConfig(r, k, bn, w, 1, "flat", 4, True) for r, k, w in shapes[:1]]
-    return grid
+    # since 4604663: the same shapes reading two entries to a 32-bit load (half as many slots a step)
+    grid += [kspmm.SpmmConfig(r, max(1, k // 2), bn, w, 1, "flat", 1, True, True) for r, k, w in shapes]
+    grid += [c for c in kspmm._flat(n, True, pairs=True) if c.pairs]
+    return list(dict.fromkeys(grid))
 
 
 def _run_cfg(a, x, cfg):
@@ -122,9 +125,10 @@ def decode(rows, budget):
             ref = w.double() @ x.double()
             t_cublas = bench(lambda: w @ x)
             old = [c for c in kspmm.candidates(m, n, a.nnz, torch.bfloat16, compact=True) if c.kind != "flat"]
+            flat_only = [c for c in kspmm.candidates(m, n, a.nnz, torch.bfloat16, compact=True) if c.kind == "flat"]
             old += kspmm.bitmap_candidates(n)
             res = {}
-            for cfg in list(dict.fromkeys(old + flat_grid(n))):
+            for cfg in list(dict.fromkeys(old + flat_only + flat_grid(n))):
                 try:
                     e = relative_error(_run_cfg(a, x, cfg), ref)
                     ms = bench(lambda: _run_cfg(a, x, cfg)) if e < TOL_BF16 else None
@@ -144,9 +148,12 @@ def decode(rows, budget):
 
             bo, bo_ms = best(("tile", "1d", "bitmap"))
             bf, bf_ms = best(("flat",))
+            timed_pairs = {kk: v[0] for kk, v in res.items() if isinstance(v[0], float) and "pairs=True" in kk}
+            bpair = min(timed_pairs, key=timed_pairs.get) if timed_pairs else None
             byts = csr_bytes + k * n * 2 + m * n * 2
             log(rows, section="decode", m=m, k=k, n=n, sparsity=sparsity, nnz=a.nnz, cublas_bf16_ms=t_cublas,
-                best_old=bo, best_old_ms=bo_ms, best_flat=bf, best_flat_ms=bf_ms, sgk_ms=t_sgk, sgk_err=err,
+                best_old=bo, best_old_ms=bo_ms, best_flat=bf, best_flat_ms=bf_ms, best_pairs=bpair,
+                best_pairs_ms=timed_pairs.get(bpair), sgk_ms=t_sgk, sgk_err=err,
                 sgk_config=chosen, flat_over_old=bo_ms / bf_ms if bo_ms and bf_ms else None,
                 flat_over_cublas=t_cublas / bf_ms if bf_ms else None, sgk_over_cublas=t_cublas / t_sgk if t_sgk else None,
                 bytes=byts, flat_tbps=byts / bf_ms / 1e9 if bf_ms else None, configs=res)

@@ -271,6 +271,43 @@ def test_split_k(kernel_device, dtype, split_k, rows):
     _check(c, a, b, bias, relu=True, dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("lengths", [[3, 0, 8, 1, 0, 5, 2], [1, 9, 0, 4, 7, 2, 7]], ids=["odd-nnz", "even-nnz"])
+def test_flat_pairs(kernel_device, dtype, lengths):
+    """The flat kernel reading two entries to a 32-bit load: rows that start and end at odd
+    entries, an odd nnz (the last entry's pair would cross the array's end: added after the loop),
+    split-K chunks with odd bounds, bias and ReLU, batched values; values that are not 4-byte
+    aligned, or whose batch stride is odd, take the one-entry path."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(76)
+    a = csr_from_lengths(lengths, 24, g, batch=(3,), dtype=dtype, device=kernel_device)
+    nnz = a.nnz
+    assert nnz % 2 == (1 if lengths[0] == 3 else 0)
+    b = randn(24, 8, g=g, dtype=dtype, device=kernel_device)
+    bias = randn(3, len(lengths), g=g, dtype=dtype, device=kernel_device)
+    idx16 = a.topology.column_indices16
+
+    def strided(stride):  # a's values with the given batch stride
+        v = torch.zeros(3, stride, dtype=dtype, device=kernel_device)[:, :nnz]
+        v.copy_(a.values)
+        return v
+
+    even, odd = strided(nnz + nnz % 2), strided(nnz + 1 - nnz % 2)
+    assert kmod.pairs_allowed(idx16, even) and not kmod.pairs_allowed(idx16, odd)
+    for cfg in (kmod._f(2, 4, 8, 1, pairs=True), kmod._f(1, 2, 8, 1, pairs=True), kmod._f(4, 2, 8, 1, split_k=3, pairs=True)):
+        for v in (even, odd):
+            c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, v, b[None], bias, True, config=cfg,
+                          column_indices16=idx16)
+            _check(c, a, b, bias, relu=True, dtype=dtype)
+    # unaligned values (a slice one entry in): the one-entry path, same result
+    flat = torch.cat([a.values.new_zeros(1), a.values[0]])[1:]
+    assert not kmod.pairs_allowed(idx16, flat)
+    c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, flat, b, None, False, config=kmod._f(2, 4, 8, 1, pairs=True),
+                  column_indices16=idx16)
+    _check(c, a.with_values(a.values[0]), b, dtype=dtype)
+
+
 def test_compact_indices():
     """16-bit indices exist up to k = 32767 and are offered only at N <= 64; a compact
     configuration without them is refused, not run on the wrong indices."""
