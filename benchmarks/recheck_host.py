@@ -1,0 +1,80 @@
+"""Recheck (one call): sgk.spmm against the same configuration launched directly, on decode shapes,
+under do_bench (L2 flushed: host time shows once it outlasts the flush) and replayed from a CUDA
+graph (device time only); plus the host time per call and the flush's GPU time."""
+import json
+import os
+import time
+
+import torch
+from triton.testing import do_bench
+
+import sgk
+from sgk.kernels import spmm as kspmm
+
+out = {}
+g = torch.Generator().manual_seed(31)
+cache = torch.empty(256 * 1024 * 1024 // 4, dtype=torch.int, device="cuda")
+s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+for _ in range(3):
+    cache.zero_()
+s.record()
+for _ in range(20):
+    cache.zero_()
+e.record()
+torch.cuda.synchronize()
+out["flush_us"] = s.elapsed_time(e) / 20 * 1e3
+
+
+def graph_ms(fn, reps=50):
+    fn()
+    torch.cuda.synchronize()
+    gr = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(gr):
+        for _ in range(reps):
+            fn()
+    gr.replay()
+    torch.cuda.synchronize()
+    s.record()
+    gr.replay()
+    e.record()
+    torch.cuda.synchronize()
+    return s.elapsed_time(e) / reps
+
+
+def host_us(fn, n=500):
+    for _ in range(20):
+        fn()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    return (t1 - t) / n * 1e6
+
+
+rows = []
+for sparsity, n in ((0.8, 1), (0.8, 8), (0.8, 16), (0.95, 1), (0.95, 8)):
+    a = sgk.CSRMatrix.random(8192, 8192, sparsity, dtype=torch.bfloat16, generator=g).cuda()
+    t = a.topology
+    t.prepare(bitmap=True)
+    x = torch.randn(8192, n, generator=g).cuda().bfloat16()
+    sgk.spmm(a, x)
+    cfg = kspmm.last_config
+    auto = lambda: sgk.spmm(a, x)  # noqa: E731
+    direct = lambda: kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, x, config=cfg,  # noqa: E731
+                                column_indices16=t.column_indices16, bitmap=t.bitmap)
+    r = dict(sparsity=sparsity, n=n, config=str(cfg))
+    for name, fn in (("auto", auto), ("direct", direct)):
+        r[name + "_do_bench_us"] = do_bench(fn, warmup=5, rep=25, return_mode="median") * 1e3
+        r[name + "_graph_us"] = graph_ms(fn) * 1e3
+        r[name + "_host_us"] = host_us(fn)
+    rows.append(r)
+    print(json.dumps(r), flush=True)
+out["rows"] = rows
+json.dump(out, open(os.path.join(os.environ.get("OUT", "."), "recheck_host.json"), "w"), indent=1)
+print("flush us", out["flush_us"])
+for r in rows:
+    print(f"s={r['sparsity']} N={r['n']:>2}: do_bench auto {r['auto_do_bench_us']:.1f} direct {r['direct_do_bench_us']:.1f} | "
+          f"graph auto {r['auto_graph_us']:.1f} direct {r['direct_graph_us']:.1f} | host auto {r['auto_host_us']:.1f} "
+          f"direct {r['direct_host_us']:.1f} us")
