@@ -24,8 +24,9 @@ epilogue: bias of the row, ReLU, cast to the output dtype.
   flat axis, so index/value loads, the 16-byte gathers of B's rows and the fp32 accumulator share
   one layout (the 3-D tile converts its index strip through shared memory every step); int32
   offsets unless B's reach needs int64; the next step's index/value loads issued before this
-  step's gathers. Measured on the H200 (benchmarks/results/2026-12-01_h200_a9ab572/): the fastest
-  CSR form at N = 16 and at 95% sparsity for N = 8-64; latency-bound (48% of DRAM bandwidth at N = 1).
+  step's gathers; with ``pairs`` (16-bit indices and values) two entries to a 32-bit load.
+  Measured on the H200 (benchmarks/results/2026-12-01_h200_05999e6/): the fastest form at N = 1-16
+  (1.5-1.7x cuBLAS bf16 at N = 1, 80%; 62% of DRAM bandwidth) and at 95% for N = 8-64.
 
 * ``bitmap`` (``_spmm_bitmap_kernel``, fp16/bf16, N <= 64, offered where the topology's bitmap
   exists): A is decoded tile by tile (BLOCK_M × BLOCK_K) from ``Topology.bitmap`` — a bit per
