@@ -16,12 +16,8 @@ floor ~14 µs); N = 16 ~30 µs (floor ~28 µs); N = 32-64 no better than the bit
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 import time
-import traceback
 
 import torch
 import triton
@@ -29,9 +25,11 @@ import triton.language as tl
 from triton.testing import do_bench
 
 import sgk
-from sgk.bench.env import collect_environment
 from sgk.kernels import spmm as kspmm
 from sgk.testing import relative_error
+
+import _probe
+from _probe import log
 
 T0 = time.time()
 TOL_BF16 = 2e-2
@@ -39,11 +37,6 @@ TOL_BF16 = 2e-2
 
 def bench(fn, rep=20):
     return float(do_bench(fn, warmup=5, rep=rep, return_mode="median"))
-
-
-def log(rows, **r):
-    rows.append(r)
-    print(json.dumps(r, default=str), flush=True)
 
 
 # -- DRAM read and copy bandwidth ------------------------------------------------------------------
@@ -162,36 +155,17 @@ def decode(rows, budget):
 SECTIONS = {"bw": bw, "decode": decode}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--only", default=",".join(SECTIONS))
-    p.add_argument("--budget", type=float, default=420.0, help="seconds; sections stop starting work after this")
-    p.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "probe_decode.json"))
-    args = p.parse_args(argv)
-    rows: list[dict] = []
-    errors = {}
-    for name in args.only.split(","):
-        try:
-            SECTIONS[name](rows, args.budget)
-        except Exception:  # noqa: BLE001 (one section's failure must not lose the others)
-            errors[name] = traceback.format_exc()
-            print(errors[name], file=sys.stderr, flush=True)
-    with open(args.out, "w") as f:
-        json.dump({"benchmark": "probe_decode", "provenance": collect_environment(), "rows": rows, "errors": errors,
-                   "seconds": time.time() - T0}, f, indent=1, default=str)
-    print("\n== probe_decode ==")
-    for r in rows:
-        if r["section"] == "bw":
-            print(f"{r['what']}: {r.get('tbps') or 0:.2f} TB/s {r.get('tflops') or ''}")
-        else:
-            f = lambda v: f"{v * 1e3:6.1f}" if v else "   nan"  # noqa: E731
-            print(f"{r['m']}x{r['k']} s={r['sparsity']} N={r['n']:>2}: cublas {f(r['cublas_bf16_ms'])} old {f(r['best_old_ms'])} "
-                  f"flat {f(r['best_flat_ms'])} sgk {f(r['sgk_ms'])} us | flat/cublas x{r['flat_over_cublas'] or 0:.2f} "
-                  f"sgk/cublas x{r['sgk_over_cublas'] or 0:.2f} {r['flat_tbps'] or 0:.2f} TB/s | {r['best_flat']}")
-    if errors:
-        print("errors in:", ", ".join(errors))
-    return 1 if errors else 0
+def _summary(r) -> str | None:
+    if r["section"] == "bw":
+        return f"{r['what']}: {r.get('tbps') or 0:.2f} TB/s {r.get('tflops') or ''}"
+    f = lambda v: f"{v * 1e3:6.1f}" if v else "   nan"  # noqa: E731
+    return (f"{r['m']}x{r['k']} s={r['sparsity']} N={r['n']:>2}: cublas {f(r['cublas_bf16_ms'])} old {f(r['best_old_ms'])} "
+            f"flat {f(r['best_flat_ms'])} sgk {f(r['sgk_ms'])} us | flat/cublas x{r['flat_over_cublas'] or 0:.2f} "
+            f"sgk/cublas x{r['sgk_over_cublas'] or 0:.2f} {r['flat_tbps'] or 0:.2f} TB/s | {r['best_flat']}")
 
+
+def main(argv=None) -> int:
+    return _probe.run("probe_decode", __doc__, SECTIONS, _summary, argv, budget=420.0, t0=T0)
 
 if __name__ == "__main__":
     sys.exit(main())

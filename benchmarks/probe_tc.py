@@ -28,12 +28,8 @@ Predictions, written before the run (docs/performance.md, "Tuning log"):
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 import time
-import traceback
 
 import torch
 import triton
@@ -41,10 +37,12 @@ import triton.language as tl
 from triton.testing import do_bench
 
 import sgk
-from sgk.bench.env import collect_environment
 from sgk.kernels import bsr as kbsr
 from sgk.kernels import spmm as kspmm
 from sgk.testing import relative_error
+
+import _probe
+from _probe import log
 
 T0 = time.time()
 TOL = {torch.float32: 1e-4, torch.bfloat16: 2e-2, torch.float16: 5e-3}
@@ -52,11 +50,6 @@ TOL = {torch.float32: 1e-4, torch.bfloat16: 2e-2, torch.float16: 5e-3}
 
 def bench(fn, rep=20):
     return float(do_bench(fn, warmup=5, rep=rep, return_mode="median"))
-
-
-def log(rows, **r):
-    rows.append(r)
-    print(json.dumps(r), flush=True)
 
 
 # -- decode: bitmap dense-tile SpMM ------------------------------------------------------------------
@@ -224,41 +217,25 @@ def backward(rows, budget):
 SECTIONS = {"decode": decode, "l2": l2, "bsr": bsr, "backward": backward}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--only", default=",".join(SECTIONS))
-    p.add_argument("--budget", type=float, default=540.0, help="seconds; sections stop starting work after this")
-    p.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "probe_tc.json"))
-    args = p.parse_args(argv)
-    rows: list[dict] = []
-    errors = {}
-    for name in args.only.split(","):
-        try:
-            SECTIONS[name](rows, args.budget)
-        except Exception:  # noqa: BLE001 (one section's failure must not lose the others)
-            errors[name] = traceback.format_exc()
-            print(errors[name], file=sys.stderr, flush=True)
-    with open(args.out, "w") as f:
-        json.dump({"benchmark": "probe_tc", "provenance": collect_environment(), "rows": rows, "errors": errors,
-                   "seconds": time.time() - T0}, f, indent=1, default=str)
-    print("\n== probe_tc ==")
-    for r in rows:
-        if r["section"] == "decode":
-            print(f"decode {r['m']}x{r['k']} s={r['sparsity']} N={r['n']:>2}: cublas {r['cublas_bf16_ms']*1e3:6.1f} us  "
-                  f"bitmap {r['bitmap_best_ms']*1e3 if r['bitmap_best_ms'] else float('nan'):6.1f} us ({r['bitmap_best']})  "
-                  f"sgk {r['sgk_ms']*1e3 if r['sgk_ms'] else float('nan'):6.1f} us  x{r['sgk_over_cublas'] or 0:.2f}")
-        elif r["section"] == "l2":
-            print(f"read {r['buffer_mb']} MB x{r['reps']} block {r['block']} w{r['warps']}: {r['tbps'] or 0:.2f} TB/s")
-        elif r["section"] == "bsr":
-            print(f"bsr 64x64 {r['sparsity']}: cublas {r['cublas_bf16_ms']:.4f} best {r['best_ms'] or 0:.4f} ms ({r['best']}) "
-                  f"{r['best_tflops'] or 0:.0f} TF/s x{r['over_cublas'] or 0:.2f}")
-        elif r["section"] == "backward":
-            print(f"bwd {r['shape']}: fwd {r['fwd_ms']:.4f} ({r['fwd_config']}) best dB {r['best_ms'] or 0:.4f} ({r['best']}) "
-                  f"ratio {r['best_over_fwd'] or 0:.2f}")
-    if errors:
-        print("errors in:", ", ".join(errors))
-    return 1 if errors else 0
+def _summary(r) -> str | None:
+    nan = float("nan")
+    if r["section"] == "decode":
+        return (f"decode {r['m']}x{r['k']} s={r['sparsity']} N={r['n']:>2}: cublas {r['cublas_bf16_ms']*1e3:6.1f} us  "
+                f"bitmap {r['bitmap_best_ms']*1e3 if r['bitmap_best_ms'] else nan:6.1f} us ({r['bitmap_best']})  "
+                f"sgk {r['sgk_ms']*1e3 if r['sgk_ms'] else nan:6.1f} us  x{r['sgk_over_cublas'] or 0:.2f}")
+    if r["section"] == "l2":
+        return f"read {r['buffer_mb']} MB x{r['reps']} block {r['block']} w{r['warps']}: {r['tbps'] or 0:.2f} TB/s"
+    if r["section"] == "bsr":
+        return (f"bsr 64x64 {r['sparsity']}: cublas {r['cublas_bf16_ms']:.4f} best {r['best_ms'] or 0:.4f} ms ({r['best']}) "
+                f"{r['best_tflops'] or 0:.0f} TF/s x{r['over_cublas'] or 0:.2f}")
+    if r["section"] == "backward":
+        return (f"bwd {r['shape']}: fwd {r['fwd_ms']:.4f} ({r['fwd_config']}) best dB {r['best_ms'] or 0:.4f} ({r['best']}) "
+                f"ratio {r['best_over_fwd'] or 0:.2f}")
+    return None
 
+
+def main(argv=None) -> int:
+    return _probe.run("probe_tc", __doc__, SECTIONS, _summary, argv, budget=540.0, t0=T0)
 
 if __name__ == "__main__":
     sys.exit(main())

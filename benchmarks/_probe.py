@@ -1,0 +1,50 @@
+"""The driver the device probes share: run the chosen sections (one failing section does not lose
+the others), write every row with the provenance to JSON, print a short table last."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Callable
+
+from sgk.bench.env import collect_environment
+
+
+def log(rows: list, **r) -> None:
+    """Keep a result row and print it as a JSON line (the device log keeps every row)."""
+    rows.append(r)
+    print(json.dumps(r, default=str), flush=True)
+
+
+def run(name: str, doc: str, sections: dict[str, Callable], summary: Callable[[dict], str | None], argv=None,
+        budget: float = 540.0, t0: float | None = None) -> int:
+    """``sections[s](rows, budget)`` for each ``--only`` section; ``summary(row)`` gives a row's line
+    in the closing table (None: left out)."""
+    t0 = time.time() if t0 is None else t0
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--only", default=",".join(sections))
+    p.add_argument("--budget", type=float, default=budget, help="seconds; sections stop starting work after this")
+    p.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), f"{name}.json"))
+    args = p.parse_args(argv)
+    rows: list[dict] = []
+    errors = {}
+    for section in args.only.split(","):
+        try:
+            sections[section](rows, args.budget)
+        except Exception:  # noqa: BLE001 (one section's failure must not lose the others)
+            errors[section] = traceback.format_exc()
+            print(errors[section], file=sys.stderr, flush=True)
+    with open(args.out, "w") as f:
+        json.dump({"benchmark": name, "provenance": collect_environment(), "rows": rows, "errors": errors,
+                   "seconds": time.time() - t0}, f, indent=1, default=str)
+    print(f"\n== {name} ==")
+    for r in rows:
+        line = summary(r)
+        if line:
+            print(line)
+    if errors:
+        print("errors in:", ", ".join(errors))
+    return 1 if errors else 0
