@@ -308,6 +308,43 @@ def test_flat_pairs(kernel_device, dtype, lengths):
     _check(c, a.with_values(a.values[0]), b, dtype=dtype)
 
 
+def test_plan_fast_path(kernel_device, monkeypatch):
+    """A repeated inference call with the same operand layout takes the cached plan (no checks, no
+    op layers) and computes the same as the full path; a new layout, bias, an activation, a
+    recorded autograd graph or another method take the full path; the plans live on the topology."""
+    import importlib
+
+    ops_spmm = importlib.import_module("sgk.ops.spmm")  # the module (sgk.ops.spmm is also the function's name)
+    monkeypatch.setattr(ops_spmm, "select_backend", lambda op, method, t, shown=None: "triton")  # "auto" on the CPU
+    g = gen(77)
+    a = csr_from_lengths([5, 0, 9, 3, 12, 1], 20, g, dtype=torch.float16, device=kernel_device)
+    b = randn(20, 8, g=g, dtype=torch.float16, device=kernel_device)
+    expected = dense_spmm(a, b)
+    first = sgk.spmm(a, b)
+    plans = a.topology._cache["spmm_plans"]
+    assert len(plans) == 1
+    calls = []
+    (key, plan), = plans.items()
+    plans[key] = lambda v, x: calls.append(1) or plan(v, x)
+    again = sgk.spmm(a, b)
+    assert calls == [1]
+    assert torch.equal(first, again)
+    _check(again, a, b, dtype=torch.float16)
+    bt = randn(8, 20, g=g, dtype=torch.float16, device=kernel_device).t()  # another layout: a second plan
+    _check(sgk.spmm(a, bt), a, bt, dtype=torch.float16)
+    assert len(plans) == 2
+    bias = randn(6, g=g, dtype=torch.float16, device=kernel_device)
+    _check(sgk.spmm(a, b, bias=bias, activation="relu"), a, b, bias, relu=True, dtype=torch.float16)
+    assert calls == [1] and len(plans) == 2
+    w = a.with_values(a.values.clone().requires_grad_())
+    out = sgk.spmm(w, b)  # autograd: the full path, with gradients
+    out.float().sum().backward()
+    assert w.values.grad is not None and calls == [1]
+    with pytest.raises(ValueError, match="rows"):  # the checks still run for a layout never seen
+        sgk.spmm(a, randn(21, 8, g=g, dtype=torch.float16, device=kernel_device))
+    assert expected.shape == first.shape
+
+
 def test_compact_indices():
     """16-bit indices exist up to k = 32767 and are offered only at N <= 64; a compact
     configuration without them is refused, not run on the wrong indices."""

@@ -24,6 +24,36 @@ __all__ = ["spmm"]
 
 _PATHS = ("csr", "bitmap")
 _METHODS = ("auto", "triton", "reference", *_PATHS)
+_MAX_PLANS = 64  # plans kept per topology (one per operand layout seen); the dict is cleared past this
+
+
+def _operand_key(values: torch.Tensor, b: torch.Tensor) -> tuple:
+    """What a plan depends on: every check and launch decision reads only this metadata."""
+    return (values.shape, values.stride(), values.dtype, values.device, b.shape, b.stride(), b.dtype, b.device)
+
+
+def _make_plan(topo: Topology, values: torch.Tensor, b: torch.Tensor, path: str):
+    """For a validated inference call (Triton backend, no batch, bias or activation) whose operand
+    layout recurs: the kernel launcher with the topology's tensors bound, so that the next call
+    with the same layout skips the checks and the op layers (~20 µs of host time on the H200
+    machine, more than a decode kernel takes). None where the call must keep the full path."""
+    if torch.compiler.is_compiling() or (b.is_cuda and torch.cuda.is_current_stream_capturing()):
+        return None  # the bitmap choice may differ there, and nothing may be cached during a trace
+    if values.stride(-1) != 1:
+        return None
+    from ..kernels import spmm as kspmm
+
+    n = b.shape[-1]
+    compact = topo.column_indices16 if n <= 64 else None
+    bitmap = None
+    if path == "auto" and n <= 64 and b.dtype in HALF_DTYPES and topo.nnz * 32 >= topo.shape[0] * topo.shape[1]:
+        bitmap = topo.bitmap
+    ro, ci, sw = topo.row_offsets, topo.column_indices, topo.row_swizzle
+
+    def plan(v, x):
+        return kspmm.spmm(ro, ci, sw, v, x, None, False, column_indices16=compact, bitmap=bitmap)
+
+    return plan
 
 
 def _spmm_raw(
@@ -158,6 +188,15 @@ def spmm(
     Reference: :func:`sgk.ops.reference.spmm`.
     """
     op = "spmm"
+    if (bias is None and activation is None and method == "auto" and type(a) is CSRMatrix and type(b) is torch.Tensor
+            and not torch.compiler.is_compiling()):
+        values = a.values
+        if not (torch.is_grad_enabled() and (values.requires_grad or b.requires_grad)):
+            plans = a.topology._cache.get("spmm_plans")
+            if plans is not None:
+                plan = plans.get(_operand_key(values, b))
+                if plan is not None:
+                    return plan(values, b)
     path = "auto"
     if method != "auto":
         if method in _PATHS:
@@ -204,4 +243,13 @@ def spmm(
         topo = a.topology.prepare(transpose=b.requires_grad, bitmap=path == "bitmap")
         # training: the bitmap only when asked for (it costs two bits per matrix element)
         return _Spmm.apply(topo, a.values, b, bias, relu, batch, backend, "bitmap" if path == "bitmap" else "csr")
+    if (method == "auto" and backend == "triton" and not batch and bias is None and not relu and type(b) is torch.Tensor
+            and not torch.compiler.is_compiling()):
+        plan = _make_plan(a.topology, a.values, b, path)
+        if plan is not None:
+            plans = a.topology._cache.setdefault("spmm_plans", {})
+            if len(plans) >= _MAX_PLANS:
+                plans.clear()
+            plans[_operand_key(a.values, b)] = plan
+            return plan(a.values, b)
     return _spmm_raw(a.topology, a.values, b, bias, relu, batch, backend, path)
