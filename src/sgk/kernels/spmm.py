@@ -3,7 +3,7 @@
 Four kernel families share one launcher; the tuner (or the measured heuristic) picks per problem.
 The gather families (tile, 1d, flat) take rows in row-swizzle order (longest first), so the ROWS rows of one program are
 consecutive swizzle entries of similar length and the longest rows start first; several short rows
-per program is Triton's form of Sputnik's subwarp tiling. All three accumulate in fp32 and fuse the
+per program is Triton's form of Sputnik's subwarp tiling. All four accumulate in fp32 and fuse the
 epilogue: bias of the row, ReLU, cast to the output dtype.
 
 * ``tile`` (``_spmm_kernel``): the rows' nonzeros are consumed BLOCK_K at a time as vector loads

@@ -37,23 +37,34 @@ def _make_plan(topo: Topology, values: torch.Tensor, b: torch.Tensor, path: str)
     layout recurs: the kernel launcher with the topology's tensors bound, so that the next call
     with the same layout skips the checks and the op layers (~20 µs of host time on the H200
     machine, more than a decode kernel takes). None where the call must keep the full path."""
-    if torch.compiler.is_compiling() or (b.is_cuda and torch.cuda.is_current_stream_capturing()):
-        return None  # the bitmap choice may differ there, and nothing may be cached during a trace
-    if values.stride(-1) != 1:
-        return None
+    if (b.is_cuda and torch.cuda.is_current_stream_capturing()) or values.stride(-1) != 1:
+        return None  # in a capture the bitmap choice may differ from later calls
     from ..kernels import spmm as kspmm
 
-    n = b.shape[-1]
-    compact = topo.column_indices16 if n <= 64 else None
-    bitmap = None
-    if path == "auto" and n <= 64 and b.dtype in HALF_DTYPES and topo.nnz * 32 >= topo.shape[0] * topo.shape[1]:
-        bitmap = topo.bitmap
+    compact, bitmap = _kernel_tables(topo, b, "triton", path)
     ro, ci, sw = topo.row_offsets, topo.column_indices, topo.row_swizzle
 
     def plan(v, x):
         return kspmm.spmm(ro, ci, sw, v, x, None, False, column_indices16=compact, bitmap=bitmap)
 
     return plan
+
+
+def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str):
+    """The topology's extra forms the kernels may read: (16-bit indices, bitmap), each or None."""
+    n = b.shape[-1]
+    # 16-bit indices for the kernels' compact configurations, where the matrix's bytes dominate.
+    compact = topo.column_indices16 if backend == "triton" and n <= 64 else None
+    bitmap = None
+    if path == "bitmap":
+        bitmap = topo.bitmap
+    elif path == "auto" and backend == "triton" and n <= 64 and b.dtype in HALF_DTYPES and topo.nnz * 32 >= topo.shape[0] * topo.shape[1]:
+        # Built on first use, but not where building would synchronise inside a trace or a capture.
+        if torch.compiler.is_compiling() or (b.is_cuda and torch.cuda.is_current_stream_capturing()):
+            bitmap = topo._cache.get("bitmap")
+        else:
+            bitmap = topo.bitmap
+    return compact, bitmap
 
 
 def _spmm_raw(
@@ -70,18 +81,7 @@ def _spmm_raw(
     kernels), ``"auto"`` (also offer the kernels the topology's bitmap, built on first use, for
     fp16/bf16 at N <= 64: the tuner times both) or ``"bitmap"`` (the dense-tile kernel only; the
     caller has checked that it applies)."""
-    n = b.shape[-1]
-    # 16-bit indices for the kernels' compact configurations, where the matrix's bytes dominate.
-    compact = topo.column_indices16 if backend == "triton" and n <= 64 else None
-    bitmap = None
-    if path == "bitmap":
-        bitmap = topo.bitmap
-    elif path == "auto" and backend == "triton" and n <= 64 and b.dtype in HALF_DTYPES and topo.nnz * 32 >= topo.shape[0] * topo.shape[1]:
-        # Built on first use, but not where building would synchronise inside a trace or a capture.
-        if torch.compiler.is_compiling() or (b.is_cuda and torch.cuda.is_current_stream_capturing()):
-            bitmap = topo._cache.get("bitmap")
-        else:
-            bitmap = topo.bitmap
+    compact, bitmap = _kernel_tables(topo, b, backend, path)
     bits, word_offsets = bitmap if bitmap is not None else (None, None)
     if path == "bitmap" and backend == "triton":
         backend = "triton-bitmap"
