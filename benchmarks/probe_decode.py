@@ -88,11 +88,14 @@ def flat_grid(n: int) -> list[kspmm.SpmmConfig]:
               16: [(4, 32, 1), (8, 32, 1), (2, 64, 1), (4, 64, 2), (16, 16, 1), (8, 64, 4), (4, 32, 2)],
               32: [(4, 16, 4), (2, 32, 4), (4, 32, 4), (2, 16, 1), (1, 32, 1), (8, 16, 4)],
               64: [(1, 32, 4), (2, 16, 4), (2, 32, 4), (1, 16, 1), (1, 64, 4)]}[bn]
-    grid = [kspmm.SpmmConfig(r, k, bn, w, 1, "flat", 1, True) for r, k, w in shapes]
-    grid += [kspmm.SpmmConfig(r, k, bn, w, 1, "flat", 4, True) for r, k, w in shapes[:1]]
-    # since 4604663: the same shapes reading two entries to a 32-bit load (half as many slots a step)
-    grid += [kspmm.SpmmConfig(r, max(1, k // 2), bn, w, 1, "flat", 1, True, True) for r, k, w in shapes]
-    grid += [c for c in kspmm._flat(n, True, pairs=True) if c.pairs]
+    grid = [kspmm._f(r, k, bn, w) for r, k, w in shapes[:3]]
+    grid += [kspmm._f(r, k, bn, w, split_k=4) for r, k, w in shapes[:1]]
+    # since 4604663: the same shapes reading two entries to a 32-bit load (half as many slots a step);
+    # since this commit, four to a 64-bit load (a quarter as many)
+    grid += [kspmm._f(r, max(1, k // 2), bn, w, pack=2) for r, k, w in shapes]
+    grid += [kspmm._f(r, max(1, k // 4), bn, w, pack=4) for r, k, w in shapes]
+    grid += [kspmm._f(r, max(1, k // 2), bn, w, pack=4) for r, k, w in shapes[:3]]  # the same entries a step as pairs'
+    grid += [c for c in kspmm._flat(n, True, packed=True) if c.pack > 1]
     return list(dict.fromkeys(grid))
 
 
@@ -141,12 +144,14 @@ def decode(rows, budget):
 
             bo, bo_ms = best(("tile", "1d", "bitmap"))
             bf, bf_ms = best(("flat",))
-            timed_pairs = {kk: v[0] for kk, v in res.items() if isinstance(v[0], float) and "pairs=True" in kk}
+            timed_pairs = {kk: v[0] for kk, v in res.items() if isinstance(v[0], float) and "pack=2" in kk}
             bpair = min(timed_pairs, key=timed_pairs.get) if timed_pairs else None
+            timed_quads = {kk: v[0] for kk, v in res.items() if isinstance(v[0], float) and "pack=4" in kk}
+            bquad = min(timed_quads, key=timed_quads.get) if timed_quads else None
             byts = csr_bytes + k * n * 2 + m * n * 2
             log(rows, section="decode", m=m, k=k, n=n, sparsity=sparsity, nnz=a.nnz, cublas_bf16_ms=t_cublas,
                 best_old=bo, best_old_ms=bo_ms, best_flat=bf, best_flat_ms=bf_ms, best_pairs=bpair,
-                best_pairs_ms=timed_pairs.get(bpair), sgk_ms=t_sgk, sgk_err=err,
+                best_pairs_ms=timed_pairs.get(bpair), best_quads=bquad, best_quads_ms=timed_quads.get(bquad), sgk_ms=t_sgk, sgk_err=err,
                 sgk_config=chosen, flat_over_old=bo_ms / bf_ms if bo_ms and bf_ms else None,
                 flat_over_cublas=t_cublas / bf_ms if bf_ms else None, sgk_over_cublas=t_cublas / t_sgk if t_sgk else None,
                 bytes=byts, flat_tbps=byts / bf_ms / 1e9 if bf_ms else None, configs=res)

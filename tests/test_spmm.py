@@ -272,18 +272,20 @@ def test_split_k(kernel_device, dtype, split_k, rows):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
-@pytest.mark.parametrize("lengths", [[3, 0, 8, 1, 0, 5, 2], [1, 9, 0, 4, 7, 2, 7]], ids=["odd-nnz", "even-nnz"])
-def test_flat_pairs(kernel_device, dtype, lengths):
-    """The flat kernel reading two entries to a 32-bit load: rows that start and end at odd
-    entries, an odd nnz (the last entry's pair would cross the array's end: added after the loop),
-    split-K chunks with odd bounds, bias and ReLU, batched values; values that are not 4-byte
-    aligned, or whose batch stride is odd, take the one-entry path."""
+@pytest.mark.parametrize("pack", [2, 4])
+@pytest.mark.parametrize("lengths", [[3, 0, 8, 1, 0, 5, 2], [1, 9, 0, 4, 7, 2, 7], [2, 5, 0, 6, 1, 3], [4, 1, 7, 0, 3, 5]],
+                         ids=["nnz%4=3", "nnz%4=2", "nnz%4=1", "nnz%4=0"])
+def test_flat_packed(kernel_device, dtype, pack, lengths):
+    """The flat kernel reading two or four entries to a 32- or 64-bit load: rows that start and end
+    inside a word, an nnz that is not a multiple of the word (the last entries' word would cross
+    the array's end: added after the loop), split-K chunks with odd bounds, bias and ReLU, batched
+    values; values that are not aligned to the word, or whose batch stride is not a multiple of
+    it, take the one-entry path."""
     from sgk.kernels import spmm as kmod
 
     g = gen(76)
     a = csr_from_lengths(lengths, 24, g, batch=(3,), dtype=dtype, device=kernel_device)
     nnz = a.nnz
-    assert nnz % 2 == (1 if lengths[0] == 3 else 0)
     b = randn(24, 8, g=g, dtype=dtype, device=kernel_device)
     bias = randn(3, len(lengths), g=g, dtype=dtype, device=kernel_device)
     idx16 = a.topology.column_indices16
@@ -293,17 +295,18 @@ def test_flat_pairs(kernel_device, dtype, lengths):
         v.copy_(a.values)
         return v
 
-    even, odd = strided(nnz + nnz % 2), strided(nnz + 1 - nnz % 2)
-    assert kmod.pairs_allowed(idx16, even) and not kmod.pairs_allowed(idx16, odd)
-    for cfg in (kmod._f(2, 4, 8, 1, pairs=True), kmod._f(1, 2, 8, 1, pairs=True), kmod._f(4, 2, 8, 1, split_k=3, pairs=True)):
-        for v in (even, odd):
+    whole = -(-nnz // pack) * pack
+    aligned, misaligned = strided(whole), strided(whole + 1)
+    assert kmod.pack_allowed(idx16, aligned, pack) and not kmod.pack_allowed(idx16, misaligned, pack)
+    for cfg in (kmod._f(2, 4, 8, 1, pack=pack), kmod._f(1, 2, 8, 1, pack=pack), kmod._f(4, 1, 8, 1, split_k=3, pack=pack)):
+        for v in (aligned, misaligned):
             c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, v, b[None], bias, True, config=cfg,
                           column_indices16=idx16)
             _check(c, a, b, bias, relu=True, dtype=dtype)
     # unaligned values (a slice one entry in): the one-entry path, same result
     flat = torch.cat([a.values.new_zeros(1), a.values[0]])[1:]
-    assert not kmod.pairs_allowed(idx16, flat)
-    c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, flat, b, None, False, config=kmod._f(2, 4, 8, 1, pairs=True),
+    assert not kmod.pack_allowed(idx16, flat, pack)
+    c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, flat, b, None, False, config=kmod._f(2, 4, 8, 1, pack=pack),
                   column_indices16=idx16)
     _check(c, a.with_values(a.values[0]), b, dtype=dtype)
 

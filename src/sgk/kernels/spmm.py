@@ -24,7 +24,8 @@ epilogue: bias of the row, ReLU, cast to the output dtype.
   flat axis, so index/value loads, the 16-byte gathers of B's rows and the fp32 accumulator share
   one layout (the 3-D tile converts its index strip through shared memory every step); int32
   offsets unless B's reach needs int64; the next step's index/value loads issued before this
-  step's gathers; with ``pairs`` (16-bit indices and values) two entries to a 32-bit load.
+  step's gathers; with ``pack`` 2 or 4 (16-bit indices and values) that many entries to a 32- or
+  64-bit load.
   Measured on the H200 (benchmarks/results/2026-12-01_h200_05999e6/): the fastest form at N = 1-16
   (1.5-1.7x cuBLAS bf16 at N = 1, 80%; 62% of DRAM bandwidth) and at 95% for N = 8-64.
 
@@ -239,17 +240,22 @@ def _gather_b(b_base, cols, b_cols, stride_bk, mask, mask_n, WIDE: tl.constexpr,
 
 
 @triton.jit
-def _unpack16(w, hi: tl.constexpr, dtype: tl.constexpr):
-    """The low or high 16-bit half of int32 lanes as fp32, read as ``dtype`` (bf16 or fp16)."""
+def _unpack16(w, q: tl.constexpr, dtype: tl.constexpr):
+    """Half-word ``q`` (0 the lowest) of int32 or int64 lanes as fp32, read as ``dtype`` (bf16 or fp16)."""
+    if q > 0:
+        w = w >> (16 * q)
+    h = w.to(tl.int32)  # int64 words: truncated to the low 32 bits
     if dtype == tl.bfloat16:  # a bf16 is the top half of an fp32
-        if hi:
-            return (w & -65536).to(tl.float32, bitcast=True)
-        return (w << 16).to(tl.float32, bitcast=True)
-    if hi:
-        h = (w >> 16).to(tl.int16)
-    else:
-        h = (w & 0xFFFF).to(tl.int16)
-    return h.to(tl.float16, bitcast=True).to(tl.float32)
+        return (h << 16).to(tl.float32, bitcast=True)
+    return h.to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+
+
+@triton.jit
+def _index16(w, q: tl.constexpr):
+    """Half-word ``q`` of int32 or int64 lanes as a non-negative int32 (a 16-bit column index)."""
+    if q > 0:
+        w = w >> (16 * q)
+    return w.to(tl.int32) & 0xFFFF
 
 
 @triton.jit
@@ -277,11 +283,11 @@ def _spmm_flat_kernel(
     stride_cn,
     # meta-parameters
     ROWS: tl.constexpr,
-    BLOCK_K: tl.constexpr,  # slots of each row per step: nonzeros, or pairs of them with PAIRS
+    BLOCK_K: tl.constexpr,  # slots of each row per step: nonzeros, or words of PACK nonzeros
     BLOCK_N: tl.constexpr,
     EVEN_N: tl.constexpr,  # n % BLOCK_N == 0: no column mask on B
     WIDE: tl.constexpr,  # B's element offsets can exceed 2**31: compute them in int64
-    PAIRS: tl.constexpr,  # int16 indices and 16-bit values read two entries to a 32-bit load
+    PACK: tl.constexpr,  # 1; 2 or 4: int16 indices and 16-bit values read PACK entries to a 32- or 64-bit load
     HAS_BIAS: tl.constexpr,
     RELU: tl.constexpr,
     SPLIT_K: tl.constexpr = 1,  # > 1: each row's nonzeros in SPLIT_K chunks, atomically added into fp32 C
@@ -294,7 +300,7 @@ def _spmm_flat_kernel(
         pid_r = pid_r // SPLIT_K
 
     # The ROWS x BLOCK_K slots of a step as one flat axis: slot f = r * BLOCK_K + j holds entry
-    # (PAIRS: the pair of entries) j of row r's step. The index and value loads, the gathers of
+    # (PACK > 1: the word of entries) j of row r's step. The index and value loads, the gathers of
     # B's rows and the accumulator then share one layout (no shared-memory conversion in the loop)
     # and each thread gathers whole 16-byte pieces of a row of B. Each slot loads its row's bounds
     # itself (once per program, from L1): a reshape of per-row values would impose its layout.
@@ -319,38 +325,41 @@ def _spmm_flat_kernel(
     v_base = values_ptr + pid_b * stride_vb
     acc = tl.zeros([ROWS * BLOCK_K, BLOCK_N], dtype=tl.float32)
 
-    if PAIRS:
-        # Pair p holds entries 2p and 2p + 1 (both arrays 4-byte aligned: the launcher checks). A
-        # pair is loaded while its first entry is before the row's end and its second inside the
-        # array; each entry is then masked by the row's bounds. With an odd nnz the last entry's
-        # pair would cross the array's end: it is added once after the loop.
-        idx_pairs = column_indices_ptr.to(tl.pointer_type(tl.int32))
-        val_pairs = v_base.to(tl.pointer_type(tl.int32))
-        p = first // 2 + f % BLOCK_K
-        longest = tl.max((last + 1) // 2 - first // 2, axis=0)
-        pm = (2 * p < last) & (2 * p + 1 < nnz)
-        wi = tl.load(idx_pairs + p, mask=pm, other=0)
-        wv = tl.load(val_pairs + p, mask=pm, other=0)
+    if PACK > 1:
+        # Word p holds entries PACK·p ... PACK·p + PACK - 1 (both arrays aligned to a word: the
+        # launcher checks). A word is loaded while its first entry is before the row's end and its
+        # last inside the array; each entry is then masked by the row's bounds. The entries after
+        # the last whole word of the array (nnz % PACK of them) are added once after the loop.
+        if PACK == 2:
+            idx_words = column_indices_ptr.to(tl.pointer_type(tl.int32))
+            val_words = v_base.to(tl.pointer_type(tl.int32))
+        else:
+            idx_words = column_indices_ptr.to(tl.pointer_type(tl.int64))
+            val_words = v_base.to(tl.pointer_type(tl.int64))
+        p = first // PACK + f % BLOCK_K
+        longest = tl.max((last + PACK - 1) // PACK - first // PACK, axis=0)
+        pm = (PACK * p < last) & (PACK * p + PACK <= nnz)
+        wi = tl.load(idx_words + p, mask=pm, other=0)
+        wv = tl.load(val_words + p, mask=pm, other=0)
         for kk in range(0, longest, BLOCK_K):
-            # the next step's pairs are requested before this step's gathers wait
+            # the next step's words are requested before this step's gathers wait
             np_ = p + BLOCK_K
-            npm = (2 * np_ < last) & (2 * np_ + 1 < nnz)
-            nwi = tl.load(idx_pairs + np_, mask=npm, other=0)
-            nwv = tl.load(val_pairs + np_, mask=npm, other=0)
-            e0 = 2 * p
-            in0 = pm & (e0 >= first) & (e0 < last)
-            in1 = pm & (e0 + 1 >= first) & (e0 + 1 < last)
-            v0 = tl.where(in0, _unpack16(wv, False, values_ptr.dtype.element_ty), 0.0)
-            v1 = tl.where(in1, _unpack16(wv, True, values_ptr.dtype.element_ty), 0.0)
-            b0 = _gather_b(b_base, wi & 0xFFFF, b_cols, stride_bk, in0, mask_n, WIDE, EVEN_N)
-            b1 = _gather_b(b_base, (wi >> 16) & 0xFFFF, b_cols, stride_bk, in1, mask_n, WIDE, EVEN_N)
-            acc += v0[:, None] * b0 + v1[:, None] * b1
+            npm = (PACK * np_ < last) & (PACK * np_ + PACK <= nnz)
+            nwi = tl.load(idx_words + np_, mask=npm, other=0)
+            nwv = tl.load(val_words + np_, mask=npm, other=0)
+            for q in tl.static_range(PACK):
+                e = PACK * p + q
+                inq = pm & (e >= first) & (e < last)
+                vq = tl.where(inq, _unpack16(wv, q, values_ptr.dtype.element_ty), 0.0)
+                acc += vq[:, None] * _gather_b(b_base, _index16(wi, q), b_cols, stride_bk, inq, mask_n, WIDE, EVEN_N)
             p, pm, wi, wv = np_, npm, nwi, nwv
-        tail = nnz - 1  # odd nnz: the last entry, added by the first slot of its row
-        t_ok = (nnz % 2 == 1) & (first <= tail) & (tail < last) & (f % BLOCK_K == 0)
-        t_col = tl.load(column_indices_ptr + tail + 0 * f, mask=t_ok, other=0)
-        t_val = tl.load(v_base + tail + 0 * f, mask=t_ok, other=0.0).to(tl.float32)
-        acc += t_val[:, None] * _gather_b(b_base, t_col, b_cols, stride_bk, t_ok, mask_n, WIDE, EVEN_N)
+        for t in tl.static_range(PACK - 1):
+            # the array's last nnz % PACK entries, each added by the first slot of its row
+            e = nnz // PACK * PACK + t
+            t_ok = (e < nnz) & (first <= e) & (e < last) & (f % BLOCK_K == 0)
+            t_col = tl.load(column_indices_ptr + e + 0 * f, mask=t_ok, other=0)
+            t_val = tl.load(v_base + e + 0 * f, mask=t_ok, other=0.0).to(tl.float32)
+            acc += t_val[:, None] * _gather_b(b_base, t_col, b_cols, stride_bk, t_ok, mask_n, WIDE, EVEN_N)
     else:
         idx = first + f % BLOCK_K
         longest = tl.max(last - first, axis=0)
@@ -492,7 +501,7 @@ class SpmmConfig:
     kind: str = "tile"
     split_k: int = 1
     compact: bool = False  # read 16-bit column indices (k <= 32767): 4 instead of 6 bytes a bf16 nonzero
-    pairs: bool = False  # "flat" with 16-bit indices and values: two entries to a 32-bit load, block_k counts pairs
+    pack: int = 1  # "flat" with 16-bit indices and values: 2 or 4 entries to a 32- or 64-bit load (block_k counts words)
 
 
 def _t(rows, block_k, block_n, warps, stages=1):
@@ -529,8 +538,8 @@ _COMPACT_TINY_N = [dataclasses.replace(c, compact=True) for c in (_TINY_N[0], _T
 _COMPACT_SMALL_N = [dataclasses.replace(c, compact=True) for c in (_SMALL_N_HALF[0], _SMALL_N_HALF[1], _SPLIT_SMALL_N[0])]
 
 
-def _f(rows, block_k, block_n, warps, split_k=1, compact=True, pairs=False):
-    return SpmmConfig(rows, block_k, block_n, warps, 1, "flat", split_k, compact, pairs)
+def _f(rows, block_k, block_n, warps, split_k=1, compact=True, pack=1):
+    return SpmmConfig(rows, block_k, block_n, warps, 1, "flat", split_k, compact, pack)
 
 
 def _b(block_m, block_k, block_n, warps, stages, split_k=0):
@@ -549,21 +558,22 @@ def bitmap_candidates(n: int) -> list[SpmmConfig]:
     return [_b(64, 128, bn, 4, 3), _b(128, 128, bn, 8, 3), _b(64, 64, bn, 4, 4), _b(64, 128, bn, 4, 4)]
 
 
-def _flat(n: int, compact: bool, pairs: bool = False) -> list[SpmmConfig]:
+def _flat(n: int, compact: bool, packed: bool = False) -> list[SpmmConfig]:
     """Flat-tile configurations for N <= 64 (decode shapes): the column tile is N rounded up to a
     power of two, so one program covers every column; 16-bit indices where they exist, and with
-    ``pairs`` (16-bit values too) the same steps read two entries to a 32-bit load."""
+    ``packed`` (16-bit values too) the same steps read two or four entries to a 32- or 64-bit load."""
     bn = 1 << max(0, (n - 1).bit_length())
     key = max(bn, 8) if bn > 1 else 1
     # The winners of the H200 decode probe (benchmarks/results/2026-12-01_h200_a9ab572/probe_decode.json).
     shapes = {1: [(4, 128, 4), (2, 256, 2), (8, 64, 2)], 8: [(2, 64, 1), (4, 128, 4)], 16: [(4, 32, 1), (2, 64, 1)],
               32: [(1, 32, 1), (4, 16, 4), (2, 16, 1)], 64: [(2, 16, 4), (1, 16, 1)]}[key]
     cands = [_f(r, k, bn, w, compact=compact) for r, k, w in shapes]
-    if pairs and compact:
+    if packed and compact:
         # N = 1 from the SpMV probe (benchmarks/results/2026-12-01_h200_4604663/probe_spmv.json); elsewhere
-        # the flat winners with half as many (pair) slots a step.
+        # the flat winners with half (a quarter) as many word slots a step.
         pair_shapes = [(4, 64, 4), (4, 128, 4), (8, 32, 2)] if key == 1 else [(r, k // 2, w) for r, k, w in shapes]
-        cands = [_f(r, k, bn, w, compact=True, pairs=True) for r, k, w in pair_shapes] + cands
+        quads = [_f(r, max(1, k // 2), bn, w, pack=4) for r, k, w in pair_shapes]
+        cands = [_f(r, k, bn, w, pack=2) for r, k, w in pair_shapes] + quads + cands
     return cands
 
 
@@ -601,7 +611,7 @@ def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32, com
     else:
         cands = list(_LARGE_N_HALF if half else _LARGE_N_FP32)
     if n <= 64:
-        cands += _flat(n, compact, pairs=half)
+        cands += _flat(n, compact, packed=half)
     return [c for c in dict.fromkeys(cands) if split or c.split_k == 1]
 
 
@@ -762,7 +772,7 @@ def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, valu
         k = b.shape[-2]
         reach = (k - 1) * abs(b.stride(-2)) + (cdiv(n, cfg.block_n) * cfg.block_n - 1) * abs(b.stride(-1))
         constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": n % cfg.block_n == 0,
-                      "WIDE": reach >= 2**31, "PAIRS": cfg.pairs and pairs_allowed(column_indices, values),
+                      "WIDE": reach >= 2**31, "PACK": cfg.pack if pack_allowed(column_indices, values, cfg.pack) else 1,
                       "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT_K": cfg.split_k}
         sizes = (m, n, column_indices.numel())
     else:
@@ -774,11 +784,13 @@ def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, valu
                constexprs, cfg.num_warps, cfg.num_stages)
 
 
-def pairs_allowed(column_indices: torch.Tensor, values: torch.Tensor) -> bool:
-    """Whether the flat kernel may read indices and values two entries to a 32-bit load: 16-bit
-    indices and values, both 4-byte aligned, and every batch entry of the values too."""
-    return (column_indices.dtype == torch.int16 and values.dtype in (torch.float16, torch.bfloat16)
-            and column_indices.data_ptr() % 4 == 0 and values.data_ptr() % 4 == 0 and batch_stride(values, 1) % 2 == 0)
+def pack_allowed(column_indices: torch.Tensor, values: torch.Tensor, pack: int) -> bool:
+    """Whether the flat kernel may read indices and values ``pack`` (2 or 4) entries to a 32- or
+    64-bit load: 16-bit indices and values, both aligned to that word, and every batch entry of
+    the values too. (A config whose pack is not allowed runs with single entries.)"""
+    return (pack > 1 and column_indices.dtype == torch.int16 and values.dtype in (torch.float16, torch.bfloat16)
+            and column_indices.data_ptr() % (2 * pack) == 0 and values.data_ptr() % (2 * pack) == 0
+            and batch_stride(values, 1) % pack == 0)
 
 
 _BITMAP_PROGRAMS = 4 * 132
