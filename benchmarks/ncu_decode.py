@@ -4,7 +4,10 @@ Tuning runs first, outside the profiled range; then each kernel runs once betwee
 ``cudaProfilerStart``/``Stop``. Run under ncu with ``--profile-from-start off``:
 
     ncu --clock-control none --profile-from-start off --section SpeedOfLight ... \\
-        python3 benchmarks/ncu_decode.py [M K SPARSITY N ...]
+        python3 benchmarks/ncu_decode.py [M K SPARSITY N[:METHOD] ...]
+
+``N:bitmap`` (or another ``sgk.spmm`` method) forces that path for that N; plain ``N`` lets the
+tuner choose, as a user's call does.
 """
 from __future__ import annotations
 
@@ -18,26 +21,26 @@ from sgk.kernels import spmm as kspmm
 
 def main(argv):
     m, k, s = int(argv[0]), int(argv[1]), float(argv[2])
-    ns = [int(v) for v in argv[3:]] or [1, 16]
+    cases = [(int(v.split(":")[0]), v.split(":")[1] if ":" in v else "auto") for v in argv[3:]] or [(1, "auto"), (16, "auto")]
     g = torch.Generator().manual_seed(5)
     a = sgk.CSRMatrix.random(m, k, s, dtype=torch.bfloat16, generator=g).cuda()
     a.topology.prepare(bitmap=True)
     w = a.to_dense()
-    xs = {n: torch.randn(k, n, generator=g).cuda().bfloat16() for n in ns}
+    xs = {n: torch.randn(k, n, generator=g).cuda().bfloat16() for n in dict.fromkeys(n for n, _ in cases)}
     chosen = {}
-    for n, x in xs.items():
-        sgk.spmm(a, x)
-        chosen[n] = kspmm.last_config
-        w @ x
+    for n, method in cases:
+        sgk.spmm(a, xs[n], method=method)
+        chosen[n, method] = kspmm.last_config
+        w @ xs[n]
     torch.cuda.synchronize()
     torch.cuda.profiler.start()
-    for n, x in xs.items():
-        sgk.spmm(a, x)
-        w @ x
+    for n, method in cases:
+        sgk.spmm(a, xs[n], method=method)
+        w @ xs[n]
     torch.cuda.synchronize()
     torch.cuda.profiler.stop()
-    for n, c in chosen.items():
-        print(f"N={n}: {c}")
+    for (n, method), c in chosen.items():
+        print(f"N={n} {method}: {c}")
 
 
 if __name__ == "__main__":
