@@ -143,6 +143,7 @@ def decode(rows, budget):
                 return b, (timed[b] if b else None)
 
             bo, bo_ms = best(("tile", "1d", "bitmap"))
+            bb, bb_ms = best(("bitmap",))
             bf, bf_ms = best(("flat",))
             timed_pairs = {kk: v[0] for kk, v in res.items() if isinstance(v[0], float) and "pack=2" in kk}
             bpair = min(timed_pairs, key=timed_pairs.get) if timed_pairs else None
@@ -151,7 +152,8 @@ def decode(rows, budget):
             byts = csr_bytes + k * n * 2 + m * n * 2
             log(rows, section="decode", m=m, k=k, n=n, sparsity=sparsity, nnz=a.nnz, cublas_bf16_ms=t_cublas,
                 best_old=bo, best_old_ms=bo_ms, best_flat=bf, best_flat_ms=bf_ms, best_pairs=bpair,
-                best_pairs_ms=timed_pairs.get(bpair), best_quads=bquad, best_quads_ms=timed_quads.get(bquad), sgk_ms=t_sgk, sgk_err=err,
+                best_pairs_ms=timed_pairs.get(bpair), best_quads=bquad, best_quads_ms=timed_quads.get(bquad),
+                best_bitmap=bb, best_bitmap_ms=bb_ms, sgk_ms=t_sgk, sgk_err=err,
                 sgk_config=chosen, flat_over_old=bo_ms / bf_ms if bo_ms and bf_ms else None,
                 flat_over_cublas=t_cublas / bf_ms if bf_ms else None, sgk_over_cublas=t_cublas / t_sgk if t_sgk else None,
                 bytes=byts, flat_tbps=byts / bf_ms / 1e9 if bf_ms else None, configs=res)
@@ -165,6 +167,7 @@ def _summary(r) -> str | None:
         return f"{r['what']}: {r.get('tbps') or 0:.2f} TB/s {r.get('tflops') or ''}"
     f = lambda v: f"{v * 1e3:6.1f}" if v else "   nan"  # noqa: E731
     return (f"{r['m']}x{r['k']} s={r['sparsity']} N={r['n']:>2}: cublas {f(r['cublas_bf16_ms'])} old {f(r['best_old_ms'])} "
+            f"bitmap {f(r.get('best_bitmap_ms'))} "
             f"flat {f(r['best_flat_ms'])} sgk {f(r['sgk_ms'])} us | flat/cublas x{r['flat_over_cublas'] or 0:.2f} "
             f"sgk/cublas x{r['sgk_over_cublas'] or 0:.2f} {r['flat_tbps'] or 0:.2f} TB/s | {r['best_flat']}")
 

@@ -13,6 +13,7 @@ import time
 os.environ.pop("TRITON_INTERPRET", None)
 
 import itertools  # noqa: E402
+import re  # noqa: E402
 
 import torch  # noqa: E402
 import triton  # noqa: E402
@@ -125,17 +126,17 @@ def variants():
         if dt != "fp32":  # the bitmap (dense-tile) kernel: every candidate, split or not, partial N tile
             types = {
                 "bitmap_ptr": "*i32", "word_offsets_ptr": "*i32", "values_ptr": PTR[dt], "b_ptr": PTR[dt],
-                "bias_ptr": PTR[dt], "c_ptr": PTR[dt], "m": "i32", "n": "i32", "k": "i32", "kw": "i32", "k_tiles": "i32",
-                "stride_vb": "i64", "stride_bb": "i64", "stride_bk": "i64", "stride_bn": "i64",
+                "bias_ptr": PTR[dt], "c_ptr": PTR[dt], "partials_ptr": "*fp32", "arrivals_ptr": "*i32",
+                "m": "i32", "n": "i32", "k": "i32", "kw": "i32", "k_tiles": "i32", "stride_vb": "i64", "stride_bb": "i64", "stride_bk": "i64", "stride_bn": "i64",
                 "stride_biasb": "i64", "stride_cb": "i64", "stride_cm": "i64", "stride_cn": "i64",
             }
             for n in (1, 16, 64):
                 for i, cfg in enumerate(spmm_mod.bitmap_candidates(n)):
-                    atomic = i % 2 == 1
-                    yield (f"spmm-bitmap {dt} n={n} {cfg.rows}x{cfg.block_k} w{cfg.num_warps} s{cfg.num_stages} atomic={atomic}",
-                           spmm_mod._spmm_bitmap_kernel, {**types, "c_ptr": "*fp32"} if atomic else types,
+                    split = i % 2 == 1
+                    yield (f"spmm-bitmap {dt} n={n} {cfg.rows}x{cfg.block_k} w{cfg.num_warps} s{cfg.num_stages} split={split}",
+                           spmm_mod._spmm_bitmap_kernel, types,
                            {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": True,
-                            "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": not atomic, "RELU": not atomic, "ATOMIC": atomic,
+                            "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": True, "RELU": split, "SPLIT": split,
                             "HW_POPC": True}, cfg.num_warps, cfg.num_stages)
         for d, block_d in ((64, None), (64, 64), (80, 128), (2048, None), (2000, 128)):
             cfg = sddmm_mod.default_config(d, 100.0, DTYPES[dt])
@@ -190,6 +191,31 @@ def variants():
                        {"BLOCK": 1024, "SINGLE": single, "ROWS": rows}, 4, 1)
 
 
+def value_load_checks():
+    """The bitmap kernel's per-element value loads must put a warp's lanes on the 32 bits of one
+    word (one row's consecutive stored entries: a sector or two a load). Left to itself Triton put
+    them on 32 rows (32 sectors a load, 3 of each 32 bytes used: the kernel's L1-bound form,
+    ncu on the H200, benchmarks/results/2026-12-01_h200_5b4e589/ncu.txt)."""
+    types = {"bitmap_ptr": "*i32", "word_offsets_ptr": "*i32", "values_ptr": "*bf16", "b_ptr": "*bf16",
+             "bias_ptr": "*bf16", "c_ptr": "*bf16", "partials_ptr": "*fp32", "arrivals_ptr": "*i32", "m": "i32", "n": "i32", "k": "i32", "kw": "i32", "k_tiles": "i32",
+             "stride_vb": "i64", "stride_bb": "i64", "stride_bk": "i64", "stride_bn": "i64",
+             "stride_biasb": "i64", "stride_cb": "i64", "stride_cm": "i64", "stride_cn": "i64"}
+    div = ("bitmap_ptr", "word_offsets_ptr", "values_ptr", "b_ptr", "bias_ptr", "c_ptr", "kw", "stride_bk", "stride_cm")
+    for n in (16, 64):
+        for cfg in spmm_mod.bitmap_candidates(n):
+            yield (f"spmm-bitmap value loads n={n} {cfg.rows}x{cfg.block_k} w{cfg.num_warps}", spmm_mod._spmm_bitmap_kernel,
+                   types, {"stride_bn": 1, "stride_cn": 1, "BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k,
+                           "BLOCK_N": cfg.block_n, "EVEN_K": True, "EVEN_N": True, "HAS_BIAS": False, "RELU": False,
+                           "SPLIT": False, "HW_POPC": True}, cfg.num_warps, cfg.num_stages, div)
+
+
+def _value_load_lanes(ttgir: str) -> str | None:
+    """threadsPerWarp of the layout of the 3-D bf16 load (the bitmap kernel's values), or None."""
+    layouts = dict(re.findall(r"^(#\w+) = #ttg\.blocked<\{.*?threadsPerWarp = (\[[^\]]*\])", ttgir, re.M))
+    m = re.search(r"tt\.load .*: tensor<\d+x\d+x32x!tt\.ptr<bf16>, (#\w+)>", ttgir)
+    return layouts.get(m.group(1)) if m else None
+
+
 def main(argv: list[str]) -> int:
     only = argv[1] if len(argv) > 1 else ""
     failures = 0
@@ -221,6 +247,20 @@ def main(argv: list[str]) -> int:
                 print(f"FAIL  {name:40s} a barrier in the PTX (a shared-memory layout conversion came back)")
             else:
                 print(f"ok    {name:40s} {wide} 16-byte loads")
+        except Exception as exc:
+            failures += 1
+            print(f"FAIL  {name:40s} {type(exc).__name__}: {str(exc)[:500]}")
+    for name, fn, types, constexprs, warps, stages, divisible in value_load_checks():
+        if only not in name:
+            continue
+        try:
+            kernel = _compile(fn, types, constexprs, warps, stages, divisible)
+            lanes = _value_load_lanes(kernel.asm["ttgir"])
+            if lanes != "[1, 1, 32]":
+                failures += 1
+                print(f"FAIL  {name:40s} value loads with lanes {lanes}, not on one word's 32 bits")
+            else:
+                print(f"ok    {name:40s} lanes {lanes}")
         except Exception as exc:
             failures += 1
             print(f"FAIL  {name:40s} {type(exc).__name__}: {str(exc)[:500]}")

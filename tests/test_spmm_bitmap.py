@@ -176,9 +176,42 @@ def test_bitmap_splits():
     assert kmod.bitmap_splits(kmod.SpmmConfig(64, 128, 16, 4, 3, "bitmap", 7), 64, 16, 1024, 1) == 4  # no empty range
     torch.use_deterministic_algorithms(True)
     try:
-        assert kmod.bitmap_splits(cfg, 4096, 16, 14336, 1) == 1  # atomics are not reproducible
+        assert kmod.bitmap_splits(cfg, 4096, 16, 14336, 1) > 1  # the split sums in a fixed order: reproducible
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_bitmap_split_is_one_reproducible_launch(kernel_device, monkeypatch):
+    """A split launch: the tile's last program sums the partials in split order, so two runs agree
+    bit for bit; one kernel launch, nothing else (no zeroed buffer, no copy); the arrival counts
+    are back at zero afterwards, so the next launch (here a larger one, which grows the buffers)
+    starts clean."""
+    from sgk.kernels import spmm as kmod
+
+    dtype = torch.float16
+    g = gen(218)
+    a = csr_from_lengths([7, 0, 250, 33, 90, 1, 180], 260, g, dtype=dtype, device=kernel_device)
+    b = randn(260, 24, g=g, dtype=dtype, device=kernel_device)
+    bias = randn(7, g=g, dtype=dtype, device=kernel_device)
+    expected = (a.to_dense().double() @ b.double() + bias.double()[:, None]).clamp_min(0)
+    t = a.topology
+    launched = []
+    real = kmod.launch
+    monkeypatch.setattr(kmod, "launch", lambda kernel, *args, **kw: (launched.append(kernel), real(kernel, *args, **kw)))
+    cfg = kmod.SpmmConfig(64, 32, 16, 4, 1, "bitmap", 3)
+    c1 = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, True, config=cfg, bitmap=t.bitmap)
+    assert launched == [kmod._spmm_bitmap_kernel]
+    c2 = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, True, config=cfg, bitmap=t.bitmap)
+    assert torch.equal(c1, c2)
+    assert_close(c1, expected, dtype, 260)
+    for _, arrivals in kmod._SPLIT_BUFFERS.values():
+        assert not arrivals.any()
+    wide = randn(260, 64, g=g, dtype=dtype, device=kernel_device)
+    big = kmod.SpmmConfig(64, 32, 32, 4, 1, "bitmap", 5)
+    c3 = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, wide, None, False, config=big, bitmap=t.bitmap)
+    assert_close(c3, a.to_dense().double() @ wide.double(), dtype, 260)
+    for _, arrivals in kmod._SPLIT_BUFFERS.values():
+        assert not arrivals.any()
 
 
 def test_spmm_offers_the_bitmap_on_the_inference_path_only(kernel_device):
@@ -331,3 +364,64 @@ def test_gpu_decode_shape(n, method):
     with torch.no_grad():
         c = sgk.spmm(a, b, method=method)
     assert_close(c, a.to_dense().double() @ b.double(), torch.bfloat16, a.topology.max_row_length)
+
+
+@pytest.mark.gpu
+def test_gpu_split_reproducible_and_across_streams():
+    """Split launches on the GPU, where the programs of a tile really race: many tiles and splits,
+    repeated, bit for bit equal and right; a second stream gets its own buffers."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(219)
+    a = sgk.CSRMatrix.random(2000, 6000, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    b = randn(6000, 32, g=g, dtype=torch.bfloat16, device="cuda")
+    t = a.topology
+    expected = a.to_dense().double() @ b.double()
+    cfg = kmod.SpmmConfig(64, 64, 32, 4, 3, "bitmap", 7)
+    first = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=cfg, bitmap=t.bitmap)
+    assert_close(first, expected, torch.bfloat16, t.max_row_length)
+    for _ in range(20):
+        again = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=cfg, bitmap=t.bitmap)
+        assert torch.equal(again, first)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        other = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=cfg, bitmap=t.bitmap)
+    torch.cuda.current_stream().wait_stream(side)
+    assert torch.equal(other, first)
+    assert len({key[1] for key in kmod._SPLIT_BUFFERS}) >= 2
+    torch.cuda.synchronize()
+    assert all(not arrivals.any() for _, arrivals in kmod._SPLIT_BUFFERS.values())
+
+
+@pytest.mark.gpu
+def test_gpu_split_in_a_cuda_graph(monkeypatch):
+    """A split launch captured in a CUDA graph replays right with new operands, whether or not an
+    eager launch cached buffers first (a capture takes its own from the graph's pool)."""
+    from sgk.kernels import spmm as kmod
+
+    split_flags = []
+    real = kmod.launch
+    monkeypatch.setattr(kmod, "launch", lambda kernel, grid, args, constexprs, *rest: (
+        split_flags.append(constexprs.get("SPLIT")), real(kernel, grid, args, constexprs, *rest)))
+    g = gen(220)
+    a = sgk.CSRMatrix.random(1024, 4096, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    t = a.topology
+    cfg = kmod.SpmmConfig(64, 128, 16, 4, 3, "bitmap", 4)
+    dense = a.to_dense().double()
+    for n, warm in ((16, True), (64, False)):
+        b = randn(4096, n, g=g, dtype=torch.bfloat16, device="cuda")
+        run = lambda: kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=cfg,  # noqa: E731
+                                bitmap=t.bitmap)
+        if warm:
+            run()
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = run()
+        assert split_flags[-1] is True
+        for _ in range(3):
+            b.copy_(randn(4096, n, g=g, dtype=torch.bfloat16, device="cuda"))
+            graph.replay()
+            torch.cuda.synchronize()
+            assert_close(out, dense @ b.double(), torch.bfloat16, t.max_row_length, msg=f"n={n}:")

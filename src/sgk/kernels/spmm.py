@@ -33,7 +33,8 @@ epilogue: bias of the row, ReLU, cast to the output dtype.
   exists): A is decoded tile by tile (BLOCK_M × BLOCK_K) from ``Topology.bitmap`` — a bit per
   element and the CSR position of each 32-bit word's first entry, so an entry's value is
   ``values[word offset + popc(bits below it)]`` — and multiplied on tensor cores (``tl.dot``
-  with a ≥ 16-wide N tile); K is split over programs (atomic fp32 partial sums) when the row tiles
+  with a ≥ 16-wide N tile); K is split over programs (fp32 partial sums, added in split order by
+  each tile's last program: one launch, reproducible) when the row tiles
   alone would leave SMs idle. The decode costs ~15 instructions a matrix element, whatever the
   sparsity: on the H100 it beats the gather kernels at N = 8-64 and 50-90% sparsity, not cuBLAS
   (docs/performance.md).
@@ -409,7 +410,12 @@ def _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, of
         count = libdevice.popc(shifted)
     else:
         count = _popc32(shifted)
-    a = tl.load(v_base + (first[:, :, None] + count - 1), mask=shifted < 0, other=0.0)
+    # The hint puts a warp's lanes on one word's 32 bits, so a load touches that row's few consecutive
+    # stored entries (a sector or two) rather than 32 rows' (32 sectors, 3 of each 32 bytes used: the
+    # L1-bound layout Triton chose unhinted). It only orders the layout: the loads stay 2-byte ones,
+    # since nothing makes the positions' alignment known (tests/sm90_compile.py checks the layout).
+    pos = tl.max_contiguous(first[:, :, None] + count - 1, [1, 1, 32])
+    a = tl.load(v_base + pos, mask=shifted < 0, other=0.0)
     return tl.reshape(a, [BLOCK_M, BLOCK_K])
 
 
@@ -422,6 +428,8 @@ def _spmm_bitmap_kernel(
     b_ptr,
     bias_ptr,
     c_ptr,
+    partials_ptr,  # SPLIT: fp32 (splits, tiles, BLOCK_M, BLOCK_N), each program's partial sum
+    arrivals_ptr,  # SPLIT: int32 (tiles,), zero between launches: programs of a tile that have stored
     # sizes
     m,
     n,
@@ -445,7 +453,7 @@ def _spmm_bitmap_kernel(
     EVEN_N: tl.constexpr,  # n % BLOCK_N == 0
     HAS_BIAS: tl.constexpr,
     RELU: tl.constexpr,
-    ATOMIC: tl.constexpr,  # K split over programs: partial sums atomically added into fp32 C
+    SPLIT: tl.constexpr,  # K split over program axis 1: the tile's last program to finish sums the partials
     HW_POPC: tl.constexpr,  # the GPU's popc (False under the interpreter)
 ):
     pid_m = tl.program_id(0)
@@ -480,8 +488,32 @@ def _spmm_bitmap_kernel(
         else:
             bt = tl.load(b_ptrs, mask=(kk < k)[:, None] & mask_n[None, :], other=0.0)
         acc = tl.dot(a, bt, acc)
-    _write_rows(acc, c_ptr, bias_ptr, pid_b, stride_biasb, stride_cb, stride_cm, stride_cn, rows, row_ok, offs_n, mask_n,
-                HAS_BIAS, RELU, ATOMIC)
+    if SPLIT:
+        # Serial split-K in one launch: each program stores its partial sum, then counts itself in;
+        # the tile's last to arrive adds the partials in split order (bitwise reproducible), writes
+        # C through the epilogue and resets the count for the next launch. The barrier puts every
+        # thread's stores before the release; the acquire (and the barrier Triton puts after the
+        # atomic to broadcast its result) puts the other programs' partials before the loads,
+        # which bypass L1 (.cg).
+        splits = tl.num_programs(1) // n_tiles
+        tile = (pid_b * tl.num_programs(0) + pid_m) * n_tiles + pid_n
+        tiles = tl.num_programs(0).to(tl.int64) * n_tiles * tl.num_programs(2)
+        in_tile = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+        p_tile = partials_ptr + tile * (BLOCK_M * BLOCK_N) + in_tile
+        p_split = tiles * (BLOCK_M * BLOCK_N)
+        tl.store(p_tile + split * p_split, acc)
+        tl.debug_barrier()
+        arrived = tl.atomic_add(arrivals_ptr + tile, 1, sem="acq_rel", scope="gpu")
+        if arrived == splits - 1:
+            total = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+            for s in range(0, splits):
+                total += tl.load(p_tile + s * p_split, cache_modifier=".cg")
+            tl.atomic_xchg(arrivals_ptr + tile, 0, sem="relaxed", scope="gpu")
+            _write_rows(total, c_ptr, bias_ptr, pid_b, stride_biasb, stride_cb, stride_cm, stride_cn, rows, row_ok,
+                        offs_n, mask_n, HAS_BIAS, RELU, False)
+    else:
+        _write_rows(acc, c_ptr, bias_ptr, pid_b, stride_biasb, stride_cb, stride_cm, stride_cn, rows, row_ok, offs_n,
+                    mask_n, HAS_BIAS, RELU, False)
 
 
 @dataclass(frozen=True)
@@ -705,10 +737,7 @@ def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b
         if bitmap is None:
             raise ValueError("spmm(): a bitmap configuration needs the topology's bitmap (Topology.bitmap)")
         split = bitmap_splits(cfg, c.shape[-2], c.shape[-1], b.shape[-2], c.shape[0] if c.dim() == 3 else 1)
-        if split > 1:
-            _launch_split(lambda acc: _launch_bitmap(cfg, split, bitmap, values, b, None, False, acc), bias, relu, c)
-        else:
-            _launch_bitmap(cfg, 1, bitmap, values, b, bias, relu, c)
+        _launch_bitmap(cfg, split, bitmap, values, b, bias, relu, c)
         return
     if cfg.compact:
         if column_indices16 is None:
@@ -806,9 +835,36 @@ def bitmap_splits(cfg: SpmmConfig, m: int, n: int, k: int, batch: int) -> int:
     else:
         programs = cdiv(m, cfg.rows) * cdiv(n, cfg.block_n) * batch
         split = min(cdiv(_BITMAP_PROGRAMS, programs), max(1, k_tiles // 4))
-    if split <= 1 or torch.are_deterministic_algorithms_enabled():
+    if split <= 1:
         return 1
     return cdiv(k_tiles, cdiv(k_tiles, split))  # no empty ranges
+
+
+_MAX_PARTIALS = 1 << 26
+"""Largest partial-sum buffer (fp32 elements, 256 MB) a split bitmap launch takes; beyond it, unsplit."""
+
+_SPLIT_BUFFERS: dict = {}
+"""(device, stream) -> (partials, arrivals): the split bitmap launches' fp32 partial sums and
+per-tile arrival counts. The counts are zeroed once and each launch leaves them at zero; launches
+on one stream run in order, so they may share both buffers (launches on two streams may not)."""
+
+
+def _split_buffers(device: torch.device, partials: int, tiles: int):
+    """Buffers of at least these sizes for the current stream. Inside a CUDA-graph capture, fresh
+    ones from the graph's pool instead (its replays then zero the counts themselves: a memset node),
+    since the capture stream's launches replay whenever the graph does."""
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return (torch.empty(partials, dtype=torch.float32, device=device),
+                torch.zeros(tiles, dtype=torch.int32, device=device))
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (device, stream)
+    have = _SPLIT_BUFFERS.get(key)
+    if have is not None and have[0].numel() >= partials and have[1].numel() >= tiles:
+        return have
+    grown = (torch.empty(max(partials, have[0].numel() if have else 0), dtype=torch.float32, device=device),
+             torch.zeros(max(tiles, have[1].numel() if have else 0), dtype=torch.int32, device=device))
+    _SPLIT_BUFFERS[key] = grown
+    return grown
 
 
 def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c) -> None:
@@ -822,11 +878,19 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
     grid_1 = cdiv(n, cfg.block_n) * split
     if grid_1 > MAX_GRID_YZ:
         raise ValueError(f"spmm(): n = {n} needs {grid_1} column tiles × splits, more than the {MAX_GRID_YZ} a launch allows")
-    constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": k % cfg.block_k == 0,
-                  "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "ATOMIC": split > 1,
-                  "HW_POPC": b.is_cuda}
     chunks, strides = _batch_launches(values, b, bias, c)
+    partials = arrivals = c  # placeholders, unread without SPLIT
+    if split > 1:
+        tiles = cdiv(m, cfg.rows) * cdiv(n, cfg.block_n) * chunks[0][0]
+        size = split * tiles * cfg.rows * cfg.block_n
+        if size > _MAX_PARTIALS:
+            split, k_tiles, grid_1 = 1, cdiv(k, cfg.block_k), cdiv(n, cfg.block_n)
+        else:
+            partials, arrivals = _split_buffers(c.device, size, tiles)
+    constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": k % cfg.block_k == 0,
+                  "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT": split > 1,
+                  "HW_POPC": b.is_cuda}
     for nb, v, bb, bi, cc in chunks:
         launch(_spmm_bitmap_kernel, (cdiv(m, cfg.rows), grid_1, nb),
-               (bits, word_offsets, v, bb, bi, cc, m, n, k, bits.shape[1], k_tiles, *strides), constexprs, cfg.num_warps,
-               cfg.num_stages)
+               (bits, word_offsets, v, bb, bi, cc, partials, arrivals, m, n, k, bits.shape[1], k_tiles, *strides),
+               constexprs, cfg.num_warps, cfg.num_stages)
