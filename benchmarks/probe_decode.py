@@ -99,6 +99,14 @@ def flat_grid(n: int) -> list[kspmm.SpmmConfig]:
     return list(dict.fromkeys(grid))
 
 
+def bitmap_grid(n: int) -> list[kspmm.SpmmConfig]:
+    """Bitmap shapes with and without the value loads along the words' bits (since 4b47793)."""
+    bn = max(16, 1 << max(0, (n - 1).bit_length()))
+    shapes = [(64, 128, 4, 3, 0), (128, 128, 8, 3, 0), (64, 64, 4, 4, 0), (64, 128, 4, 4, 0)] if n <= 32 else \
+        [(64, 256, 4, 3, 0), (64, 256, 8, 3, 0), (64, 256, 8, 3, 1), (64, 128, 4, 3, 0), (64, 128, 4, 3, 1)]
+    return [kspmm._b(bm, bk, bn, w, st, sk, coalesce=co) for bm, bk, w, st, sk in shapes for co in (False, True)]
+
+
 def _run_cfg(a, x, cfg):
     t = a.topology
     return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, x, config=cfg,
@@ -122,7 +130,7 @@ def decode(rows, budget):
             t_cublas = bench(lambda: w @ x)
             old = [c for c in kspmm.candidates(m, n, a.nnz, torch.bfloat16, compact=True) if c.kind != "flat"]
             flat_only = [c for c in kspmm.candidates(m, n, a.nnz, torch.bfloat16, compact=True) if c.kind == "flat"]
-            old += kspmm.bitmap_candidates(n)
+            old += kspmm.bitmap_candidates(n) + bitmap_grid(n)
             res = {}
             for cfg in list(dict.fromkeys(old + flat_only + flat_grid(n))):
                 try:

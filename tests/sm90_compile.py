@@ -133,11 +133,12 @@ def variants():
             for n in (1, 16, 64):
                 for i, cfg in enumerate(spmm_mod.bitmap_candidates(n)):
                     split = i % 2 == 1
-                    yield (f"spmm-bitmap {dt} n={n} {cfg.rows}x{cfg.block_k} w{cfg.num_warps} s{cfg.num_stages} split={split}",
+                    yield (f"spmm-bitmap {dt} n={n} {cfg.rows}x{cfg.block_k} w{cfg.num_warps} s{cfg.num_stages} split={split} "
+                           f"coalesce={cfg.coalesce}",
                            spmm_mod._spmm_bitmap_kernel, types,
                            {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": True,
                             "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": True, "RELU": split, "SPLIT": split,
-                            "HW_POPC": True}, cfg.num_warps, cfg.num_stages)
+                            "HW_POPC": True, "COALESCE": cfg.coalesce}, cfg.num_warps, cfg.num_stages)
         for d, block_d in ((64, None), (64, 64), (80, 128), (2048, None), (2000, 128)):
             cfg = sddmm_mod.default_config(d, 100.0, DTYPES[dt])
             block_d = block_d or cfg.block_d or 1 << (d - 1).bit_length()
@@ -203,10 +204,12 @@ def value_load_checks():
     div = ("bitmap_ptr", "word_offsets_ptr", "values_ptr", "b_ptr", "bias_ptr", "c_ptr", "kw", "stride_bk", "stride_cm")
     for n in (16, 64):
         for cfg in spmm_mod.bitmap_candidates(n):
+            if not cfg.coalesce:
+                continue
             yield (f"spmm-bitmap value loads n={n} {cfg.rows}x{cfg.block_k} w{cfg.num_warps}", spmm_mod._spmm_bitmap_kernel,
                    types, {"stride_bn": 1, "stride_cn": 1, "BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k,
                            "BLOCK_N": cfg.block_n, "EVEN_K": True, "EVEN_N": True, "HAS_BIAS": False, "RELU": False,
-                           "SPLIT": False, "HW_POPC": True}, cfg.num_warps, cfg.num_stages, div)
+                           "SPLIT": False, "HW_POPC": True, "COALESCE": True}, cfg.num_warps, cfg.num_stages, div)
 
 
 def _value_load_lanes(ttgir: str) -> str | None:

@@ -396,7 +396,7 @@ def _popc32(x):
 
 @triton.jit
 def _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, offs_w, lshift,
-                 BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, HW_POPC: tl.constexpr):
+                 BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, HW_POPC: tl.constexpr, COALESCE: tl.constexpr):
     """The dense BLOCK_M × BLOCK_K tile ``kt`` of A, decoded from the bitmap (zeros where
     ``row_ok`` is false)."""
     WORDS: tl.constexpr = BLOCK_K // 32
@@ -410,11 +410,15 @@ def _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, of
         count = libdevice.popc(shifted)
     else:
         count = _popc32(shifted)
-    # The hint puts a warp's lanes on one word's 32 bits, so a load touches that row's few consecutive
-    # stored entries (a sector or two) rather than 32 rows' (32 sectors, 3 of each 32 bytes used: the
-    # L1-bound layout Triton chose unhinted). It only orders the layout: the loads stay 2-byte ones,
-    # since nothing makes the positions' alignment known (tests/sm90_compile.py checks the layout).
-    pos = tl.max_contiguous(first[:, :, None] + count - 1, [1, 1, 32])
+    pos = first[:, :, None] + count - 1
+    if COALESCE:
+        # The hint puts a warp's lanes on one word's 32 bits, so a load touches that row's few
+        # consecutive stored entries (a sector or two) rather than 32 rows' (32 sectors, 3 of each 32
+        # bytes used: the layout Triton chooses unhinted). It only orders the layout: the loads stay
+        # 2-byte ones, since nothing makes the positions' alignment known (tests/sm90_compile.py
+        # checks the layout). It costs instructions (a lane's elements need different shifts): a
+        # win where many words are dense enough (50%) or the tile is wide (N = 64), measured.
+        pos = tl.max_contiguous(pos, [1, 1, 32])
     a = tl.load(v_base + pos, mask=shifted < 0, other=0.0)
     return tl.reshape(a, [BLOCK_M, BLOCK_K])
 
@@ -455,6 +459,7 @@ def _spmm_bitmap_kernel(
     RELU: tl.constexpr,
     SPLIT: tl.constexpr,  # K split over program axis 1: the tile's last program to finish sums the partials
     HW_POPC: tl.constexpr,  # the GPU's popc (False under the interpreter)
+    COALESCE: tl.constexpr = False,  # value loads laid out along each word's bits (see _bitmap_tile)
 ):
     pid_m = tl.program_id(0)
     pid_1 = tl.program_id(1)
@@ -480,7 +485,7 @@ def _spmm_bitmap_kernel(
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
     for kt in range(kt0, kt1):
         a = _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, offs_w, lshift, BLOCK_M, BLOCK_K,
-                         HW_POPC)
+                         HW_POPC, COALESCE)
         kk = kt * BLOCK_K + offs_k
         b_ptrs = b_cols + kk.to(tl.int64)[:, None] * stride_bk
         if EVEN_K and EVEN_N:
@@ -534,6 +539,7 @@ class SpmmConfig:
     split_k: int = 1
     compact: bool = False  # read 16-bit column indices (k <= 32767): 4 instead of 6 bytes a bf16 nonzero
     pack: int = 1  # "flat" with 16-bit indices and values: 2 or 4 entries to a 32- or 64-bit load (block_k counts words)
+    coalesce: bool = False  # "bitmap": value loads laid out along each bitmap word's bits
 
 
 def _t(rows, block_k, block_n, warps, stages=1):
@@ -574,8 +580,8 @@ def _f(rows, block_k, block_n, warps, split_k=1, compact=True, pack=1):
     return SpmmConfig(rows, block_k, block_n, warps, 1, "flat", split_k, compact, pack)
 
 
-def _b(block_m, block_k, block_n, warps, stages, split_k=0):
-    return SpmmConfig(block_m, block_k, block_n, warps, stages, "bitmap", split_k)
+def _b(block_m, block_k, block_n, warps, stages, split_k=0, coalesce=False):
+    return SpmmConfig(block_m, block_k, block_n, warps, stages, "bitmap", split_k, coalesce=coalesce)
 
 
 def bitmap_candidates(n: int) -> list[SpmmConfig]:
@@ -583,11 +589,16 @@ def bitmap_candidates(n: int) -> list[SpmmConfig]:
     BLOCK_K columns of A decoded per step, N padded to a 16-wide tile at least, K split to fill
     the SMs (``split_k`` 0: chosen by the launcher). Ranked by the H100 probe
     (benchmarks/results/2026-11-25_h100_ca4b716/probe_tc.json: geomean time over the best per case,
-    45 decode cases): 64×128, 4 warps, 3 stages within 3% of the best at N < 64; 64×256 at N = 64."""
+    45 decode cases): 64×128, 4 warps, 3 stages within 3% of the best at N < 64; 64×256 at N = 64.
+    With the value loads along the words' bits (``coalesce``), H200 probe
+    (benchmarks/results/2026-12-01_h200_4b47793/probe_decode.json): 64×128 and 64×256 faster at
+    N = 64 (by 10-45%) and at 50% sparsity; slower by 10-20% at N = 8-32 and 80-95%."""
     bn = max(16, 1 << max(0, (n - 1).bit_length()))
     if n > 32:
-        return [_b(64, 256, bn, 4, 3), _b(64, 256, bn, 8, 3), _b(64, 256, bn, 8, 3, 1), _b(64, 128, bn, 4, 3)]
-    return [_b(64, 128, bn, 4, 3), _b(128, 128, bn, 8, 3), _b(64, 64, bn, 4, 4), _b(64, 128, bn, 4, 4)]
+        return [_b(64, 128, bn, 4, 3, coalesce=True), _b(64, 256, bn, 4, 3, coalesce=True), _b(64, 256, bn, 4, 3),
+                _b(64, 256, bn, 8, 3, 1)]
+    return [_b(64, 128, bn, 4, 3), _b(64, 128, bn, 4, 4), _b(64, 64, bn, 4, 4, coalesce=True),
+            _b(64, 128, bn, 4, 3, coalesce=True), _b(128, 128, bn, 8, 3)]
 
 
 def _flat(n: int, compact: bool, packed: bool = False) -> list[SpmmConfig]:
@@ -889,7 +900,7 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
             partials, arrivals = _split_buffers(c.device, size, tiles)
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": k % cfg.block_k == 0,
                   "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT": split > 1,
-                  "HW_POPC": b.is_cuda}
+                  "HW_POPC": b.is_cuda, "COALESCE": cfg.coalesce}
     for nb, v, bb, bi, cc in chunks:
         launch(_spmm_bitmap_kernel, (cdiv(m, cfg.rows), grid_1, nb),
                (bits, word_offsets, v, bb, bi, cc, partials, arrivals, m, n, k, bits.shape[1], k_tiles, *strides),
