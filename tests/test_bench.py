@@ -369,3 +369,28 @@ def test_git_sha_env_override_wins(monkeypatch):
     assert git_sha() == "0123abc"
     monkeypatch.delenv("SGK_GIT_SHA")
     assert git_sha() != "0123abc"
+
+
+def test_spmm_bytes_count_the_form_the_kernel_read():
+    """GB/s counts A as the chosen kernel read it: 16-bit indices for a compact configuration, the
+    bitmap for a bitmap one, 32-bit CSR when nothing is known (the CPU reference); the config is
+    recovered from its record, unknown or missing fields tolerated."""
+    from sgk.bench.harness import CaseResult, ImplResult
+    from sgk.kernels import spmm as kmod
+
+    m, k, n, nnz = 8192, 8192, 16, 13421773
+    dense = (k * n + m * n) * 2
+    flat = kmod._f(2, 16, 16, 1, pack=4)
+    bitmap = kmod._b(64, 128, 16, 4, 3, coalesce=True)
+    assert kmod.parse_config(str(flat)) == flat and kmod.parse_config(str(bitmap)) == bitmap
+    assert kmod.parse_config("SpmmConfig(rows=4, block_k=64, block_n=1, num_warps=4, num_stages=1, kind='flat', "
+                             "split_k=1, compact=True, pairs=True)") == kmod._f(4, 64, 1, 4)  # a record from before pack
+    assert kmod.parse_config(None) is None and kmod.parse_config("reference") is None
+    assert kmod.traffic_bytes(flat, m, k, n, nnz, 2) == nnz * 4 + (m + 1) * 4 + m * 4 + dense
+    assert kmod.traffic_bytes(None, m, k, n, nnz, 2) == nnz * 6 + (m + 1) * 4 + m * 4 + dense
+    assert kmod.traffic_bytes(bitmap, m, k, n, nnz, 2) == nnz * 2 + m * 32 * 8 * 8 + dense
+    bench = SpmmBenchmark(suite="decode", dtype="bf16", impl_names=("sgk",), limit=1)
+    case = bench.get_configs()[0]
+    result = CaseResult(case, impls={"sgk": ImplResult("sgk", "ok", "bf16", 0.02, config=str(bitmap))})
+    assert bench.bytes_moved(case, "bf16", result) == kmod.traffic_bytes(bitmap, case.m, case.k, case.n, case.nnz, 2)
+    assert bench.bytes_moved(case, "bf16") == kmod.traffic_bytes(None, case.m, case.k, case.n, case.nnz, 2)

@@ -784,3 +784,14 @@ def test_gpu_every_candidate_config(dtype):
             c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], bias[None], True,
                           config=cfg, column_indices16=a.topology.column_indices16)
             assert_close(c[0], expected, dtype, a.topology.max_row_length, msg=f"n={n} config {cfg}:")
+
+
+def test_tuning_key_separates_decode_sparsities():
+    """Decode weights at 50% and 80% sparsity want different kernels (H200 probe): their keys
+    differ, while a small change of nnz (a retrained mask) keeps the key."""
+    from sgk.kernels.spmm import tuning_key
+
+    m = k = 8192
+    key = lambda s: tuning_key(m, 8, round((1 - s) * m * k), 1, torch.bfloat16)  # noqa: E731
+    assert len({key(0.5), key(0.8), key(0.9), key(0.95)}) == 4
+    assert key(0.8) == key(0.81)

@@ -173,7 +173,7 @@ class BlockSparseBenchmark(Benchmark):
             return BlockSparseInputs(matrix, "dgrad", randn(m, n))
         return BlockSparseInputs(matrix, "wgrad", randn(m, n), randn(k, n))
 
-    def bytes_moved(self, case: Case, dtype: str) -> float:
+    def bytes_moved(self, case: Case, dtype: str, result=None) -> float:
         """Kept blocks and their indices, the dense operand(s) read once, the result written once."""
         e = _ELEMENT_BYTES[dtype]
         blocks = case.nnz // max(case.block_size**2, 1)

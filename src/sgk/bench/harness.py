@@ -390,8 +390,9 @@ class Benchmark:
         """Useful floating-point operations of one case: 2·nnz·n."""
         return 2.0 * case.nnz * case.n
 
-    def bytes_moved(self, case: Case, dtype: str) -> float:
-        """Bytes sgk must move at least (counted, not measured); 0 when unknown."""
+    def bytes_moved(self, case: Case, dtype: str, result: "CaseResult | None" = None) -> float:
+        """Bytes sgk must move at least (counted, not measured); 0 when unknown. ``result``: the
+        case's results so far (a benchmark may count the form sgk's chosen kernel read)."""
         return 0.0
 
     # -- running ------------------------------------------------------------------------------
@@ -487,7 +488,7 @@ class Benchmark:
         t = r.ms("sgk")
         if t:
             r.tflops = self.useful_flops(r.case) / (t * 1e-3) / 1e12
-            nbytes = self.bytes_moved(r.case, self.dtype)
+            nbytes = self.bytes_moved(r.case, self.dtype, r)
             r.gbps = nbytes / (t * 1e-3) / 1e9 if nbytes else None
             if self.on_gpu:
                 from .env import peak_tflops

@@ -147,7 +147,7 @@ class SddmmBenchmark(Benchmark):
         y = torch.randn(case.k, case.n, generator=generator, device=dev, dtype=torch.float32)
         return SddmmInputs(matrix, x, y)
 
-    def bytes_moved(self, case: Case, dtype: str) -> float:
+    def bytes_moved(self, case: Case, dtype: str, result=None) -> float:
         """X and Y read once + column indices + row offsets + row swizzle + output values."""
         e = _ELEMENT_BYTES[dtype]
         return (case.m + case.k) * case.n * e + case.nnz * (4 + e) + (case.m + 1) * 4 + case.m * 4

@@ -108,7 +108,11 @@ class SpmmBenchmark(Benchmark):
         b = torch.randn(case.k, case.n, generator=generator, device=self.torch_device, dtype=torch.float32)
         return SpmmInputs(matrix, b)
 
-    def bytes_moved(self, case: Case, dtype: str) -> float:
-        """values + column indices + row offsets + row swizzle + B read once + C written once."""
-        e = _ELEMENT_BYTES[dtype]
-        return case.nnz * (e + 4) + (case.m + 1) * 4 + case.m * 4 + case.k * case.n * e + case.m * case.n * e
+    def bytes_moved(self, case: Case, dtype: str, result=None) -> float:
+        """A in the form sgk's chosen kernel read (16- or 32-bit column indices, or the bitmap;
+        :func:`sgk.kernels.spmm.traffic_bytes`), B read once, C written once."""
+        from ..kernels.spmm import parse_config, traffic_bytes
+
+        sgk = result.impls.get("sgk") if result is not None else None
+        cfg = parse_config(sgk.config) if sgk is not None else None
+        return traffic_bytes(cfg, case.m, case.k, case.n, case.nnz, _ELEMENT_BYTES[dtype])

@@ -45,6 +45,7 @@ batch stride 0. All pointer offsets that can exceed 2**31 are computed in int64.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import torch
@@ -671,12 +672,15 @@ last_config: SpmmConfig | None = None
 
 def tuning_key(m: int, n: int, nnz: int, batch: int, dtype: torch.dtype) -> tuple:
     """Bucketed autotune key: dtype, N, mean row length and rows×batch, each rounded up to a power
-    of two (capped), so a changing nnz or N does not re-tune every step."""
+    of two (capped), so a changing nnz or N does not re-tune every step. The row length is capped
+    at 2**16, not lower: decode weights have rows of 400-7000 entries, and their best kernel
+    changes with it (at N = 8 on the H200, the bitmap kernel at 50% sparsity, the flat one at 80%:
+    a cap of 1024 made the 50% case's choice serve 80% too, 15-25% slower there)."""
     return (
         dtype,
         torch.are_deterministic_algorithms_enabled(),  # split-K candidates only when nondeterminism is allowed
         min(pow2_bucket(n), 8192),
-        min(pow2_bucket(nnz / max(m, 1)), 1024),
+        min(pow2_bucket(nnz / max(m, 1)), 1 << 16),
         min(pow2_bucket(m * batch), 1 << 16),
     )
 
@@ -831,6 +835,38 @@ def pack_allowed(column_indices: torch.Tensor, values: torch.Tensor, pack: int) 
     return (pack > 1 and column_indices.dtype == torch.int16 and values.dtype in (torch.float16, torch.bfloat16)
             and column_indices.data_ptr() % (2 * pack) == 0 and values.data_ptr() % (2 * pack) == 0
             and batch_stride(values, 1) % pack == 0)
+
+
+def traffic_bytes(cfg: SpmmConfig | None, m: int, k: int, n: int, nnz: int, element_bytes: int) -> int:
+    """Bytes a launch with ``cfg`` must move at least: A in the form its kernel reads — values
+    and 16-bit (``compact``) or 32-bit column indices, row offsets and swizzle; or, for "bitmap",
+    values and the bitmap's two int32 words per 32 columns of each row (rows padded to 256
+    columns) — B read once and C written once. ``cfg`` None: the 32-bit CSR form."""
+    b_and_c = (k * n + m * n) * element_bytes
+    if cfg is not None and cfg.kind == "bitmap":
+        return nnz * element_bytes + m * cdiv(k, 256) * 8 * 8 + b_and_c
+    index = 2 if cfg is not None and cfg.compact else 4
+    return nnz * (element_bytes + index) + (m + 1) * 4 + m * 4 + b_and_c
+
+
+_CONFIG_FIELD = re.compile(r"(\w+)=('[^']*'|[\w.]+)")
+
+
+def parse_config(text: str | None) -> SpmmConfig | None:
+    """The :class:`SpmmConfig` of its ``str()`` (as benchmark records keep it), or None. Fields a
+    record lacks keep their defaults; unknown ones are ignored."""
+    if not text or not text.startswith("SpmmConfig("):
+        return None
+    names = {f.name: f.type for f in dataclasses.fields(SpmmConfig)}
+    fields = {}
+    for name, value in _CONFIG_FIELD.findall(text):
+        if name not in names:
+            continue
+        fields[name] = value.strip("'") if value.startswith("'") else (value == "True" if value in ("True", "False") else int(value))
+    try:
+        return SpmmConfig(**fields)
+    except TypeError:
+        return None
 
 
 _BITMAP_PROGRAMS = 4 * 132
