@@ -410,3 +410,39 @@ def test_gpu_offsets_beyond_int32():
     assert_close(out.values, expected, dtype, d)
     del y
     torch.cuda.empty_cache()
+
+
+def test_plan_fast_path(kernel_device, monkeypatch):
+    """A repeated inference call with the same operand layout takes the plan cached on the
+    topology (no checks, no op layer) and computes the same as the full path, batched too; another
+    layout, a recorded autograd graph, another method or a BSR pattern take the full path, and the
+    checks still catch a layout never seen."""
+    import importlib
+
+    ops_sddmm = importlib.import_module("sgk.ops.sddmm")
+    monkeypatch.setattr(ops_sddmm, "select_backend", lambda op, method, t, shown=None: "triton")  # "auto" on the CPU
+    g = gen(90)
+    p = csr_from_lengths([4, 0, 7, 2, 9, 1], 12, g, dtype=torch.float16, device=kernel_device)
+    x = randn(6, 16, g=g, dtype=torch.float16, device=kernel_device)
+    y = randn(12, 16, g=g, dtype=torch.float16, device=kernel_device)
+    first = sgk.sddmm(x, y, p)
+    plans = p.topology._cache["sddmm_plans"]
+    assert len(plans) == 1
+    calls = []
+    (key, plan), = plans.items()
+    plans[key] = lambda x_, y_: calls.append(1) or plan(x_, y_)
+    again = sgk.sddmm(x, y, p)
+    assert calls == [1] and torch.equal(first.values, again.values)
+    _check(again, x, y, p, dtype=torch.float16)
+    xb = randn(3, 6, 16, g=g, dtype=torch.float16, device=kernel_device)  # batched: a second plan
+    _check(sgk.sddmm(xb, y, p), xb, y, p, dtype=torch.float16)
+    _check(sgk.sddmm(xb, y, p), xb, y, p, dtype=torch.float16)
+    assert len(plans) == 2
+    xg = x.clone().requires_grad_()
+    out = sgk.sddmm(xg, y, p)  # autograd: the full path, with gradients
+    out.values.float().sum().backward()
+    assert xg.grad is not None and calls == [1]
+    _check(sgk.sddmm(x, y, p, method="reference"), x, y, p, dtype=torch.float16)
+    assert calls == [1]
+    with pytest.raises(ValueError, match="must share the reduction dimension"):
+        sgk.sddmm(x, randn(12, 8, g=g, dtype=torch.float16, device=kernel_device), p)

@@ -376,3 +376,35 @@ def test_kernel_rows_per_program(kernel_device, shape, causal):
     rows = a.row_indices.long().cpu()
     dot = torch.zeros(2, 6, dtype=torch.float64).index_add(-1, rows, yd * gd)
     assert_close(dx, 0.5 * yd * (gd - dot[..., rows]), torch.float32, 45)
+
+
+def test_plan_fast_path(kernel_device, monkeypatch):
+    """A repeated inference call with the same values layout, scale and causal flag takes the plan
+    cached on the topology and computes the same as the full path; another scale, causal, batched
+    values or a recorded autograd graph take the full path (the latter two making or not making
+    plans of their own); a bad scale is still refused."""
+    import importlib
+
+    ops_softmax = importlib.import_module("sgk.ops.softmax")
+    monkeypatch.setattr(ops_softmax, "select_backend", lambda op, method, t, shown=None: "triton")  # "auto" on the CPU
+    g = gen(91)
+    a = csr_from_lengths([5, 0, 9, 3, 12, 1], 12, g, dtype=torch.float16, device=kernel_device)
+    first = sgk.sparse_softmax(a, scale=0.5)
+    plans = a.topology._cache["softmax_plans"]
+    assert len(plans) == 1
+    calls = []
+    (key, plan), = plans.items()
+    plans[key] = lambda v: calls.append(1) or plan(v)
+    again = sgk.sparse_softmax(a, scale=0.5)
+    assert calls == [1] and torch.equal(first.values, again.values)
+    _check(again, a, 0.5, dtype=torch.float16)
+    _check(sgk.sparse_softmax(a, scale=0.25), a, 0.25, dtype=torch.float16)
+    _check(sgk.sparse_softmax(a, scale=0.5, causal=True), a, 0.5, dtype=torch.float16, causal=True)
+    batched = a.with_values(randn(2, a.nnz, g=g, dtype=torch.float16, device=kernel_device))
+    _check(sgk.sparse_softmax(batched, scale=0.5), batched, 0.5, dtype=torch.float16)
+    assert calls == [1] and len(plans) == 4
+    w = a.with_values(a.values.clone().requires_grad_())
+    sgk.sparse_softmax(w, scale=0.5).values.float().sum().backward()
+    assert w.values.grad is not None and calls == [1] and len(plans) == 4
+    with pytest.raises(TypeError, match="scale must be a number"):
+        sgk.sparse_softmax(a, scale=[0.5])

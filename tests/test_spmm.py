@@ -795,3 +795,27 @@ def test_tuning_key_separates_decode_sparsities():
     key = lambda s: tuning_key(m, 8, round((1 - s) * m * k), 1, torch.bfloat16)  # noqa: E731
     assert len({key(0.5), key(0.8), key(0.9), key(0.95)}) == 4
     assert key(0.8) == key(0.81)
+
+
+@pytest.mark.gpu
+def test_gpu_capture_does_not_fix_the_heuristic():
+    """A problem first met inside a CUDA-graph capture runs the untimed heuristic there, and the
+    launcher does not keep that choice: the first eager call afterwards tunes it."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(78)
+    a = sgk.CSRMatrix.random(3000, 1000, 0.9, dtype=torch.float16, generator=g).to("cuda")
+    b = randn(1000, 72, g=g, dtype=torch.float16, device="cuda")
+    t = a.topology
+    run = lambda: kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b)  # noqa: E731
+    before = len(kmod._CHOSEN)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = run()
+    assert len(kmod._CHOSEN) == before
+    graph.replay()
+    torch.cuda.synchronize()
+    _check(out, a, b, dtype=torch.float16)
+    _check(run(), a, b, dtype=torch.float16)
+    assert len(kmod._CHOSEN) == before + 1

@@ -32,6 +32,12 @@ def autotune_enabled() -> bool:
     return _ENABLED
 
 
+def capturing(device: torch.device) -> bool:
+    """Whether a CUDA graph is being captured on ``device``'s current stream (the tuner cannot time
+    then, and an exact-problem cache must not keep the untimed heuristic it falls back to)."""
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
 def pow2_bucket(x: float) -> int:
     """The power of two at or above x (1 for x <= 1)."""
     return 1 if x <= 1 else 1 << math.ceil(math.log2(x))
@@ -54,7 +60,7 @@ class BucketTuner:
         if key in self.cache:
             return self.cache[key]  # type: ignore[return-value]
         first = candidates[0]
-        if len(candidates) == 1 or not _ENABLED or device.type != "cuda" or torch.cuda.is_current_stream_capturing():
+        if len(candidates) == 1 or not _ENABLED or device.type != "cuda" or capturing(device):
             return first
         from triton.testing import do_bench
 

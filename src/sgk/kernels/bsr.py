@@ -23,7 +23,7 @@ import triton.language as tl
 
 from ._common import MAX_GRID_YZ, batch_stride, cdiv, next_power_of_2
 from ._launch import launch
-from ._tuning import BucketTuner, pow2_bucket
+from ._tuning import BucketTuner, capturing, pow2_bucket
 
 
 @triton.jit
@@ -232,7 +232,8 @@ def spmm(
                    min(pow2_bucket(column_indices.numel() / max(rows_out // bs, 1)), 1024), min(pow2_bucket(rows_out * batch), 1 << 20))
             run = lambda cfg: _launch_spmm(cfg, row_offsets, column_indices, row_swizzle, block_perm, values, b, out)  # noqa: E731
             config = _SPMM_TUNER.choose(key, spmm_candidates(bs, n, b.dtype), run, b.device)
-            _CHOSEN[exact] = config
+            if not capturing(b.device):  # a capture's untimed heuristic must not outlive it
+                _CHOSEN[exact] = config
     global last_config
     last_config = config
     _launch_spmm(config, row_offsets, column_indices, row_swizzle, block_perm, values, b, out)
@@ -301,7 +302,8 @@ def sddmm(
             key = (x.dtype, bs, min(pow2_bucket(d), 1 << 15), min(pow2_bucket(nnzb * batch), 1 << 20))
             run = lambda cfg: _launch_sddmm(cfg, row_indices, column_indices, x, y, out)  # noqa: E731
             config = _SDDMM_TUNER.choose(key, sddmm_candidates(bs, d, x.dtype), run, x.device)
-            _CHOSEN[exact] = config
+            if not capturing(x.device):
+                _CHOSEN[exact] = config
     global last_config
     last_config = config
     _launch_sddmm(config, row_indices, column_indices, x, y, out)

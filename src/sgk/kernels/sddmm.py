@@ -20,7 +20,7 @@ import triton.language as tl
 
 from ._common import MAX_GRID_YZ, batch_stride, next_power_of_2
 from ._launch import launch
-from ._tuning import BucketTuner, pow2_bucket
+from ._tuning import BucketTuner, capturing, pow2_bucket
 
 
 @triton.jit
@@ -189,7 +189,8 @@ def sddmm(
 
             key = (*tuning_key(m, d, nnz, batch, x.dtype), dense)
             config = _TUNER.choose(key, candidates(d, nnz / max(m, 1), x.dtype, dense), run, x.device)
-            _CHOSEN[exact] = config
+            if not capturing(x.device):  # a capture's untimed heuristic must not outlive it
+                _CHOSEN[exact] = config
     global last_config
     last_config = config
     _launch(config, row_offsets, column_indices, row_swizzle, x, y, out, row_indices)

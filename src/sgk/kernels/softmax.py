@@ -16,7 +16,7 @@ import triton.language as tl
 
 from ._common import MAX_GRID_YZ, cdiv, next_power_of_2
 from ._launch import launch
-from ._tuning import BucketTuner, pow2_bucket
+from ._tuning import BucketTuner, capturing, pow2_bucket
 
 
 @triton.jit
@@ -169,16 +169,28 @@ def _block(max_row: int) -> tuple[int, bool, int]:
 _TUNER = BucketTuner("softmax")
 
 
+_CHOSEN: dict = {}
+"""Exact problem -> (rows, warps): one dict lookup per call after the first (the bucketed tuner
+below decides it once per bucket)."""
+
+
 def _shape(kind: str, kernel_args: tuple, launch_one, x: torch.Tensor, block: int, single: bool, warps: int, m: int) -> tuple[int, int]:
     """(rows per program, warps): the heuristic (1, ``warps``), its halving and doubling, and (for
     single-block rows) 2 or 4 rows per program, timed once per bucketed key (direction, dtype,
     block, rows×batch) when autotuning is on. Short programs are latency-bound: two dependent loads
     (row offsets, then the row) before any data moves, so more rows in flight per program can pay."""
+    exact = (kind, x.dtype, x.device, block, single, m, x.shape[0], *kernel_args)
+    chosen = _CHOSEN.get(exact)
+    if chosen is not None:
+        return chosen
     cands = [(1, w) for w in (warps, warps // 2, warps * 2) if 1 <= w <= 16 and w * 32 <= max(block, 32)]
     if single:
         cands += [(r, w) for r, w in ((2, warps), (4, warps), (2, warps * 2)) if r * block <= 8192 and w <= 16]
     key = (kind, x.dtype, block, single, pow2_bucket(m * x.shape[0]), *kernel_args)
-    return _TUNER.choose(key, list(dict.fromkeys(cands)), launch_one, x.device)
+    chosen = _TUNER.choose(key, list(dict.fromkeys(cands)), launch_one, x.device)
+    if not capturing(x.device):  # a capture's untimed heuristic must not outlive it
+        _CHOSEN[exact] = chosen
+    return chosen
 
 
 def softmax(

@@ -55,7 +55,7 @@ from triton.language.extra import libdevice
 
 from ._common import MAX_GRID_YZ, batch_stride, cdiv
 from ._launch import launch
-from ._tuning import BucketTuner, pow2_bucket
+from ._tuning import BucketTuner, capturing, pow2_bucket
 
 
 @triton.jit
@@ -739,7 +739,8 @@ def spmm(
             else:
                 cands = candidates(m, n, nnz, b.dtype, compact) + (bitmap_candidates(n) if dense_tiles else [])
             config = _TUNER.choose(key, cands, run, b.device)
-            _CHOSEN[exact] = config
+            if not capturing(b.device):  # a capture's untimed heuristic must not outlive it
+                _CHOSEN[exact] = config
     global last_config
     last_config = config
     _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)

@@ -12,6 +12,13 @@ from ._common import select_backend
 
 __all__ = ["sparse_softmax"]
 
+_MAX_PLANS = 64  # plans kept per topology (one per values layout, scale and causal flag); cleared past this
+
+
+def _operand_key(values: torch.Tensor, scale, causal) -> tuple:
+    """What a plan depends on: every check and launch decision reads only this."""
+    return (values.shape, values.stride(), values.dtype, values.device, scale, causal)
+
 
 def _flat_values(v: torch.Tensor) -> torch.Tensor:
     return v.reshape(math.prod(v.shape[:-1]), v.shape[-1]).contiguous()
@@ -77,7 +84,16 @@ def sparse_softmax(
     Reference: :func:`sgk.ops.reference.sparse_softmax`.
     """
     op = "sparse_softmax"
+    if (method == "auto" and type(a) is CSRMatrix and type(a.values) is torch.Tensor and type(causal) is bool
+            and (scale is None or type(scale) in (int, float)) and not torch.compiler.is_compiling()
+            and not (torch.is_grad_enabled() and a.values.requires_grad)):
+        plans = a.topology._cache.get("softmax_plans")
+        if plans is not None:
+            plan = plans.get(_operand_key(a.values, scale, causal))
+            if plan is not None:
+                return plan(a.values)
     check_csr(op, "a", a)
+    key = _operand_key(a.values, scale, causal)
     scale = 1.0 if scale is None else scale
     check(isinstance(scale, (int, float)), lambda: f"{op}(): scale must be a number, got {type(scale).__name__}", TypeError)
     backend = select_backend(op, method, a.values)
@@ -87,4 +103,13 @@ def sparse_softmax(
         values = _SparseSoftmax.apply(topo, a.values, float(scale), bool(causal), backend)
     else:
         values = _softmax_raw(topo, a.values, float(scale), bool(causal), backend)
+        if (method == "auto" and backend == "triton" and type(a) is CSRMatrix and type(causal) is bool
+                and not torch.compiler.is_compiling()):
+            # A repeated inference call with this values layout, scale and causal flag skips the
+            # checks and the op layer.
+            plans = topo._cache.setdefault("softmax_plans", {})
+            if len(plans) >= _MAX_PLANS:
+                plans.clear()
+            s, c = float(scale), bool(causal)
+            plans[key] = lambda v: CSRMatrix._make(topo, _softmax_raw(topo, v, s, c, backend))
     return CSRMatrix._make(topo, values)
