@@ -394,3 +394,18 @@ def test_spmm_bytes_count_the_form_the_kernel_read():
     result = CaseResult(case, impls={"sgk": ImplResult("sgk", "ok", "bf16", 0.02, config=str(bitmap))})
     assert bench.bytes_moved(case, "bf16", result) == kmod.traffic_bytes(bitmap, case.m, case.k, case.n, case.nnz, 2)
     assert bench.bytes_moved(case, "bf16") == kmod.traffic_bytes(None, case.m, case.k, case.n, case.nnz, 2)
+
+
+def test_host_time_per_call(monkeypatch):
+    """host_time_us times back-to-back calls without synchronising inside the timed span; CPU runs
+    record none."""
+    from sgk.bench import harness
+
+    synced = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: synced.append(1))
+    calls = []
+    us = harness.host_time_us(lambda: calls.append(1), calls=7)
+    assert len(calls) == 7 and len(synced) == 2 and us > 0
+    bench = SpmmBenchmark(suite="decode", dtype="bf16", impl_names=("sgk",), limit=1)
+    (r,) = bench.run(progress=False)
+    assert r.impls["sgk"].host_us is None and "host_us" in r.impls["sgk"].to_dict()

@@ -108,6 +108,23 @@ TIMERS = ("do_bench", "cudagraph")
 ``cudagraph``: the calls replayed from a CUDA graph: device time without Python/launch overhead."""
 
 
+HOST_TIMED_MS = 0.5
+"""Calls faster than this (ms) also get their host time recorded: under do_bench a call whose host
+time outlasts the L2 flush between calls (~60 µs of GPU time on the H200) is timed as host time."""
+
+
+def host_time_us(fn: Callable[[], Any], calls: int = 20) -> float:
+    """Host time per call of ``fn`` in µs: ``calls`` calls back to back without synchronising (the
+    GPU work queues behind), then one synchronisation outside the timed span."""
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    t1 = time.perf_counter()
+    torch.cuda.synchronize()
+    return (t1 - t0) / calls * 1e6
+
+
 def cuda_time_ms(fn: Callable[[], Any], warmup: float = 25, rep: float = 100, timer: str = "do_bench") -> float:
     """Median time of ``fn`` in ms by ``triton.testing.do_bench`` (L2 flushed between runs) or,
     with ``timer="cudagraph"``, by ``triton.testing.do_bench_cudagraph``."""
@@ -189,6 +206,7 @@ class ImplResult:
     tol: float | None = None
     message: str | None = None
     config: str | None = None  # what ran, when the implementation says (sgk: the chosen kernel configuration)
+    host_us: float | None = None  # host time per call (GPU runs, calls under HOST_TIMED_MS): see host_time_us
 
     @property
     def ok(self) -> bool:
@@ -203,6 +221,7 @@ class ImplResult:
             "tol": self.tol,
             "message": self.message,
             "config": self.config,
+            "host_us": self.host_us,
         }
 
 
@@ -456,6 +475,8 @@ class Benchmark:
                     return res
                 res.ms = self.time_ms(prepared.fn)
                 res.status = "ok"
+                if self.on_gpu and res.ms < HOST_TIMED_MS:
+                    res.host_us = host_time_us(prepared.fn)
                 if prepared.describe is not None:
                     res.config = prepared.describe()
         except Exception as e:  # noqa: BLE001
