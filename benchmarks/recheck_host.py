@@ -5,13 +5,13 @@ from a CUDA graph (device time only); plus the host time per call and the flush'
 directory names carry the commit.)"""
 import json
 import os
-import time
 
 import torch
 from triton.testing import do_bench
 
 import sgk
 from sgk.bench.env import collect_environment
+from sgk.bench.harness import host_time_us
 from sgk.kernels import spmm as kspmm
 
 from overhead import flush_us  # noqa: E402 (benchmarks/ is the script's directory)
@@ -38,15 +38,9 @@ def graph_ms(fn, reps=50):
 
 
 def host_us(fn, n=500):
-    for _ in range(20):
+    for _ in range(20):  # warm
         fn()
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(n):
-        fn()
-    t1 = time.perf_counter()
-    torch.cuda.synchronize()
-    return (t1 - t) / n * 1e6
+    return host_time_us(fn, n)
 
 
 rows = []

@@ -219,6 +219,38 @@ def _value_load_lanes(ttgir: str) -> str | None:
     return layouts.get(m.group(1)) if m else None
 
 
+def _vector_verdict(name: str, kernel) -> str | None:
+    """None when the gathers kept their 16-byte loads (and, where the name asks, no barrier), else why not."""
+    ptx = kernel.asm["ptx"]
+    wide = ptx.count("ld.global.v4.") + ptx.count("ld.global.nc.v4.")
+    if not wide:
+        return "no 16-byte global loads in the PTX (the gathers lost their vectorization)"
+    if "no bar.sync" in name and "bar.sync" in ptx:
+        return "a barrier in the PTX (a shared-memory layout conversion came back)"
+    return None
+
+
+def _value_load_verdict(name: str, kernel) -> str | None:
+    lanes = _value_load_lanes(kernel.asm["ttgir"])
+    return None if lanes == "[1, 1, 32]" else f"value loads with lanes {lanes}, not on one word's 32 bits"
+
+
+def _run_checks(checks, only: str, verdict) -> int:
+    """Compile each check's kernel (specialized as its ``divisible`` says) and print its verdict;
+    the number of failures."""
+    failures = 0
+    for name, fn, types, constexprs, warps, stages, divisible in checks:
+        if only not in name:
+            continue
+        try:
+            why = verdict(name, _compile(fn, types, constexprs, warps, stages, divisible))
+        except Exception as exc:  # report every failure, then fail
+            why = f"{type(exc).__name__}: {str(exc)[:500]}"
+        failures += why is not None
+        print(f"FAIL  {name:40s} {why}" if why else f"ok    {name}")
+    return failures
+
+
 def main(argv: list[str]) -> int:
     only = argv[1] if len(argv) > 1 else ""
     failures = 0
@@ -236,37 +268,8 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # report every failure, then fail
             failures += 1
             print(f"FAIL  {name:40s} {type(exc).__name__}: {str(exc)[:500]}")
-    for name, fn, types, constexprs, warps, stages, divisible in vector_checks():
-        if only not in name:
-            continue
-        try:
-            ptx = _compile(fn, types, constexprs, warps, stages, divisible).asm["ptx"]
-            wide = ptx.count("ld.global.v4.") + ptx.count("ld.global.nc.v4.")
-            if not wide:
-                failures += 1
-                print(f"FAIL  {name:40s} no 16-byte global loads in the PTX (the gathers lost their vectorization)")
-            elif "no bar.sync" in name and "bar.sync" in ptx:
-                failures += 1
-                print(f"FAIL  {name:40s} a barrier in the PTX (a shared-memory layout conversion came back)")
-            else:
-                print(f"ok    {name:40s} {wide} 16-byte loads")
-        except Exception as exc:
-            failures += 1
-            print(f"FAIL  {name:40s} {type(exc).__name__}: {str(exc)[:500]}")
-    for name, fn, types, constexprs, warps, stages, divisible in value_load_checks():
-        if only not in name:
-            continue
-        try:
-            kernel = _compile(fn, types, constexprs, warps, stages, divisible)
-            lanes = _value_load_lanes(kernel.asm["ttgir"])
-            if lanes != "[1, 1, 32]":
-                failures += 1
-                print(f"FAIL  {name:40s} value loads with lanes {lanes}, not on one word's 32 bits")
-            else:
-                print(f"ok    {name:40s} lanes {lanes}")
-        except Exception as exc:
-            failures += 1
-            print(f"FAIL  {name:40s} {type(exc).__name__}: {str(exc)[:500]}")
+    failures += _run_checks(vector_checks(), only, _vector_verdict)
+    failures += _run_checks(value_load_checks(), only, _value_load_verdict)
     return 1 if failures else 0
 
 
