@@ -5,7 +5,7 @@
 # sddmm32, sddmm16 (bf16 + fp16), attention, decode (bf16), blocksparse (bf16), overhead,
 # spmm32graph (device time only: calls replayed from a CUDA graph, no host launch overhead),
 # probe (benchmarks/probe_tc.py: bitmap decode grid, L2/DRAM read bandwidth, block-sparse grid,
-# fp32 backward candidates).
+# fp32 backward candidates), bsrtma (benchmarks/probe_bsr_tma.py: the persistent TMA block-sparse SpMM).
 # Everything lands under $OUT.
 #
 # The DLMC steps need ./.dlmc: a copy of shared/dlmc plus the anchors JSON, git-ignored, named in
@@ -42,6 +42,7 @@ for step in "$@"; do
     blocksparse) python3 -m sgk bench blocksparse --dtype bf16 --impl sgk,cublas,torch_bsr --warmup 5 --rep 25 -q \
               --out "$OUT/blocksparse_bf16.json" --plot "$OUT/blocksparse_bf16.png" 2>&1 | tail -22 ;;
     probe) python3 benchmarks/probe_tc.py --out "$OUT/probe_tc.json" 2>&1 | tee "$OUT/probe_tc.log" | sed -n '/== probe_tc ==/,$p' ;;
+    bsrtma) python3 benchmarks/probe_bsr_tma.py --out "$OUT/probe_bsr_tma.json" 2>&1 | tee "$OUT/probe_bsr_tma.log" | sed -n '/== probe_bsr_tma ==/,$p' ;;
     *) echo "unknown step $step" ;;
   esac
 done

@@ -358,3 +358,25 @@ def test_triton_refuses_float64(kernel_device):
     a = _bsr(32, 32, 16, 0.5, gen(19), dtype=torch.float64, device=kernel_device)
     with pytest.raises(TypeError, match=r"bsr_spmm\(\): the Triton kernels take float32, float16 or bfloat16"):
         sgk.bsr_spmm(a, torch.randn(32, 4, dtype=torch.float64, device=kernel_device), method="triton")
+
+
+def test_probe_tma_kernel_matches(kernel_device, monkeypatch):
+    """The persistent TMA block-sparse SpMM of benchmarks/probe_bsr_tma.py (a device experiment, not
+    yet a library path) computes A·B: blocks in any number per row (none too), N not a multiple of
+    the tile, more tiles than programs."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench_dir = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench_dir))
+    spec = importlib.util.spec_from_file_location("probe_bsr_tma", bench_dir / "probe_bsr_tma.py")
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "probe_bsr_tma", mod)
+    spec.loader.exec_module(mod)
+    g = gen(95)
+    for sparsity in (0.5, 1.0):
+        a = sgk.BSRMatrix.random(96, 64, 16, sparsity, dtype=torch.float16, generator=g).to(kernel_device)
+        b = randn(64, 48, g=g, dtype=torch.float16, device=kernel_device)
+        c = mod.bsr_spmm_tma(a, b, 32, 4, 2, 3)
+        assert_close(c, a.to_dense().double() @ b.double(), torch.float16, 64)
