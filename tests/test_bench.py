@@ -409,3 +409,18 @@ def test_host_time_per_call(monkeypatch):
     bench = SpmmBenchmark(suite="decode", dtype="bf16", impl_names=("sgk",), limit=1)
     (r,) = bench.run(progress=False)
     assert r.impls["sgk"].host_us is None and "host_us" in r.impls["sgk"].to_dict()
+
+
+def test_decode_suite_reports_share_of_dram(monkeypatch):
+    """The decode suite compares each case's bytes with a DRAM read rate measured once in the run
+    (the column '% DRAM' and sgk_pct_dram in the JSON); other suites and CPU runs do not."""
+    bench = SpmmBenchmark(suite="decode", dtype="bf16", impl_names=("sgk",), limit=1)
+    assert bench.reports_dram() and not SpmmBenchmark(suite="synthetic").reports_dram()
+    (r,) = bench.run(progress=False)
+    assert r.pct_dram is None and bench.dram_read_gbps() is None  # the CPU path: nothing measured
+    monkeypatch.setattr(type(bench), "on_gpu", property(lambda self: True))
+    monkeypatch.setattr(type(bench), "dram_read_gbps", lambda self: 2000.0)
+    monkeypatch.setattr("sgk.bench.env.peak_tflops", lambda name, precision: None)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "test")
+    bench._derive(r)
+    assert r.gbps and r.pct_dram == pytest.approx(100.0 * r.gbps / 2000.0) and "% DRAM" in format_table(bench)

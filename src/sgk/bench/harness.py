@@ -240,6 +240,7 @@ class CaseResult:
     tflops: float | None = None  # useful TFLOP/s of sgk: 2·nnz·n / time
     gbps: float | None = None  # sgk bytes moved (counted) / time
     pct_peak: float | None = None  # sgk TFLOP/s as a share of the device's dense peak, in %
+    pct_dram: float | None = None  # sgk GB/s as a share of the DRAM read rate measured in the run, in %
     sputnik_est: float | None = None  # estimated speedup of sgk over Sputnik (anchors)
     anchor: dict[str, Any] | None = None  # the matched anchor row's timings
 
@@ -291,6 +292,7 @@ class CaseResult:
             "sgk_tflops": self.tflops,
             "sgk_gbps": self.gbps,
             "sgk_pct_peak": self.pct_peak,
+            "sgk_pct_dram": self.pct_dram,
             "speedup": {b: self.speedup(b) for b in baselines},
             "speedup_over_sputnik_est": self.sputnik_est,
             "anchor": self.anchor,
@@ -365,6 +367,7 @@ class Benchmark:
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"{self.kind}: --device cuda but no CUDA GPU is available")
         self._matrix_cache: tuple[str, CSRMatrix] | None = None
+        self._dram_gbps: float | None = None
 
     # -- configuration ------------------------------------------------------------------------
     @property
@@ -444,6 +447,22 @@ class Benchmark:
         self._matrix_cache = (case.matrix_id, a)
         return a
 
+    def reports_dram(self) -> bool:
+        """Whether cases get their share of the measured DRAM read rate (memory-bound suites)."""
+        return False
+
+    def dram_read_gbps(self) -> float | None:
+        """The device's DRAM read rate in GB/s, measured once per run (``torch.sum`` over 1 GiB of
+        fp32, timed like the cases); None off the GPU. The decode suite's bytes are compared with it
+        (issue 5.1 asks for a share of the measured bandwidth)."""
+        if not self.on_gpu:
+            return None
+        if self._dram_gbps is None:
+            x = torch.empty(1 << 28, dtype=torch.float32, device=self.torch_device).normal_()
+            self._dram_gbps = x.numel() * 4 / (self.time_ms(lambda: x.sum()) * 1e-3) / 1e9
+            del x
+        return self._dram_gbps
+
     def time_ms(self, fn: Callable[[], Any]) -> float:
         return cuda_time_ms(fn, self.warmup, self.rep, self.timer) if self.on_gpu else cpu_time_ms(fn)
 
@@ -516,6 +535,8 @@ class Benchmark:
 
                 peak = peak_tflops(torch.cuda.get_device_name(), self.dtype)
                 r.pct_peak = 100.0 * r.tflops / peak if peak else None
+                dram = self.dram_read_gbps() if self.reports_dram() else None
+                r.pct_dram = 100.0 * r.gbps / dram if dram and r.gbps else None
         if self.anchors is not None and self.on_gpu:
             self.annotate_anchor(r)
 

@@ -107,8 +107,9 @@ def format_table(bench: "Benchmark") -> str:
     has_est = any(r.sputnik_est is not None for r in bench.results)
     header = ["case", "m", "k", "n", "sparsity"]
     header += [f"{_impl_header(bench, n)} ms" for n in bench.impl_names]
+    has_dram = any(r.pct_dram is not None for r in bench.results)
     if "sgk" in bench.impl_names:
-        header += ["TFLOP/s", "GB/s"] + [f"vs {b}" for b in bench.baselines]
+        header += ["TFLOP/s", "GB/s"] + (["% DRAM"] if has_dram else []) + [f"vs {b}" for b in bench.baselines]
         if has_est:
             header.append("vs sputnik(est)")
     header.append("status")
@@ -118,7 +119,7 @@ def format_table(bench: "Benchmark") -> str:
         row = [c.short_name, str(c.m), str(c.k), str(c.n), f"{c.sparsity:.3f}"]
         row += [_fmt_ms(r, n) for n in bench.impl_names]
         if "sgk" in bench.impl_names:
-            row += [_fmt_num(r.tflops, ".3g"), _fmt_num(r.gbps, ".3g")]
+            row += [_fmt_num(r.tflops, ".3g"), _fmt_num(r.gbps, ".3g")] + ([_fmt_num(r.pct_dram, ".0f")] if has_dram else [])
             row += [_fmt_x(r.speedup(b)) for b in bench.baselines]
             if has_est:
                 row.append(_fmt_x(r.sputnik_est))
@@ -185,6 +186,7 @@ def to_json(bench: "Benchmark", environment: dict[str, Any], summary: dict[str, 
             "anchors": bench.anchors.path if bench.anchors is not None else None,
             "anchor_columns": bench.anchor_columns.get(bench.dtype) if bench.anchors is not None else None,
             "dlmc_dir": bench.dlmc_dir,
+            "dram_read_gbps": bench.dram_read_gbps() if bench.reports_dram() else None,
         },
         "cases": [r.to_dict(bench.baselines) for r in bench.results],
         "summary": summary if summary is not None else summarize(bench),

@@ -108,6 +108,9 @@ class SpmmBenchmark(Benchmark):
         b = torch.randn(case.k, case.n, generator=generator, device=self.torch_device, dtype=torch.float32)
         return SpmmInputs(matrix, b)
 
+    def reports_dram(self) -> bool:
+        return self.suite == "decode"  # memory-bound by design: the bytes against the DRAM read rate
+
     def bytes_moved(self, case: Case, dtype: str, result=None) -> float:
         """A in the form sgk's chosen kernel read (16- or 32-bit column indices, or the bitmap;
         :func:`sgk.kernels.spmm.traffic_bytes`), B read once, C written once."""
