@@ -20,11 +20,10 @@ import sys
 import time
 
 import torch
-import triton
-import triton.language as tl
 from triton.testing import do_bench
 
 import sgk
+from sgk.bench.bandwidth import read_kernel_launcher
 from sgk.kernels import spmm as kspmm
 from sgk.testing import relative_error
 
@@ -40,27 +39,13 @@ def bench(fn, rep=20):
 
 
 # -- DRAM read and copy bandwidth ------------------------------------------------------------------
-@triton.jit
-def _read_kernel(x_ptr, out_ptr, n_blocks, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
-    nprog = tl.num_programs(0)
-    acc = tl.zeros([BLOCK], dtype=tl.float32)
-    for blk in range(pid, n_blocks, nprog):
-        acc += tl.load(x_ptr + blk.to(tl.int64) * BLOCK + tl.arange(0, BLOCK))
-    tl.store(out_ptr + pid * BLOCK + tl.arange(0, BLOCK), acc)
-
-
 def bw(rows, budget):
-    sms = torch.cuda.get_device_properties(0).multi_processor_count
     numel = 2 * 2**30 // 4
     x = torch.randn(numel, device="cuda")
     for block, warps, per_sm in ((4096, 8, 4), (2048, 4, 8)):
-        nprog = sms * per_sm
-        out = torch.empty(nprog * block, device="cuda")
-        n_blocks = numel // block
-        fn = lambda: _read_kernel[(nprog,)](x, out, n_blocks, BLOCK=block, num_warps=warps)  # noqa: E731
+        fn, out = read_kernel_launcher(x, block, warps, per_sm)
         fn()
-        got = out.view(nprog, block).double().sum()
+        got = out.double().sum()
         want = x.double().sum()
         ok = abs(float(got - want)) <= 1e-3 * float(x.abs().double().sum())
         ms = bench(fn, rep=50) if ok else None

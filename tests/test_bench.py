@@ -424,3 +424,17 @@ def test_decode_suite_reports_share_of_dram(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "test")
     bench._derive(r)
     assert r.gbps and r.pct_dram == pytest.approx(100.0 * r.gbps / 2000.0) and "% DRAM" in format_table(bench)
+
+
+def test_dram_read_rate_kernel(kernel_device, monkeypatch):
+    """The read kernel behind the decode suite's '% DRAM' reads the whole buffer (its sum checks)
+    and the rate is bytes over the caller's time."""
+    import types
+
+    from sgk.bench import bandwidth
+
+    if kernel_device.type == "cpu":
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: types.SimpleNamespace(multi_processor_count=2))
+    gbps = bandwidth.dram_read_gbps(lambda fn: (fn(), 0.5)[1], kernel_device, gigabytes=2e-4)
+    numel = int(2e-4 * 1e9) // 4 // 4096 * 4096
+    assert gbps == pytest.approx(numel * 4 / 0.5e-3 / 1e9)

@@ -452,15 +452,15 @@ class Benchmark:
         return False
 
     def dram_read_gbps(self) -> float | None:
-        """The device's DRAM read rate in GB/s, measured once per run (``torch.sum`` over 1 GiB of
-        fp32, timed like the cases); None off the GPU. The decode suite's bytes are compared with it
-        (issue 5.1 asks for a share of the measured bandwidth)."""
+        """The device's DRAM read rate in GB/s, measured once per run by a read-only kernel over 2 GB
+        (:mod:`sgk.bench.bandwidth`), timed like the cases; None off the GPU. The decode suite's
+        bytes are compared with it (issue 5.1 asks for a share of the measured bandwidth)."""
         if not self.on_gpu:
             return None
         if self._dram_gbps is None:
-            x = torch.empty(1 << 28, dtype=torch.float32, device=self.torch_device).normal_()
-            self._dram_gbps = x.numel() * 4 / (self.time_ms(lambda: x.sum()) * 1e-3) / 1e9
-            del x
+            from .bandwidth import dram_read_gbps
+
+            self._dram_gbps = dram_read_gbps(self.time_ms, self.torch_device)
         return self._dram_gbps
 
     def time_ms(self, fn: Callable[[], Any]) -> float:
