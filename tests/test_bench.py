@@ -426,6 +426,7 @@ def test_decode_suite_reports_share_of_dram(monkeypatch):
     assert r.gbps and r.pct_dram == pytest.approx(100.0 * r.gbps / 2000.0) and "% DRAM" in format_table(bench)
 
 
+@pytest.mark.filterwarnings("ignore:Conversion of an array with ndim > 0:DeprecationWarning")
 def test_dram_read_rate_kernel(kernel_device, monkeypatch):
     """The read kernel behind the decode suite's '% DRAM' reads the whole buffer (its sum checks)
     and the rate is bytes over the caller's time."""
