@@ -439,3 +439,19 @@ def test_dram_read_rate_kernel(kernel_device, monkeypatch):
     gbps = bandwidth.dram_read_gbps(lambda fn: (fn(), 0.5)[1], kernel_device, gigabytes=2e-4)
     numel = int(2e-4 * 1e9) // 4 // 4096 * 4096
     assert gbps == pytest.approx(numel * 4 / 0.5e-3 / 1e9)
+
+
+def test_decode_summary_by_n_and_by_sparsity():
+    """The decode suite's summary lists N in numeric order and adds the cross-section by sparsity;
+    other suites get no sparsity rows."""
+    from sgk.bench.suites import decode_cases
+
+    bench = SpmmBenchmark(suite="decode", dtype="bf16", impl_names=("sgk",))
+    cases = [c for c in decode_cases() if c.level in ("0.5", "0.8") and c.m == c.k == 8192]
+    bench.results = [CaseResult(c) for c in cases]
+    keys = list(summarize(bench))
+    assert keys == ["decode N=1", "decode N=8", "decode N=16", "decode N=32", "decode N=64", "decode 50%", "decode 80%", "all"]
+    assert summarize(bench)["decode 80%"]["cases"] == 5
+    other = SpmmBenchmark(suite="synthetic", impl_names=("sgk",), limit=2)
+    other.results = [CaseResult(c) for c in other.get_configs()[:2]]
+    assert not any(k.startswith("decode") for k in summarize(other))

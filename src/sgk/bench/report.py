@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+import re
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     from .harness import Benchmark, CaseResult
@@ -32,12 +33,26 @@ def geomean(values: Iterable[float | None]) -> float | None:
     return math.exp(sum(logs) / len(logs)) if logs else None
 
 
+def _natural(text: str) -> tuple:
+    """Sort key reading runs of digits as numbers ("N=8" before "N=16")."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
+
+
 def _groups(results: Sequence["CaseResult"]) -> list[str]:
     seen: dict[str, None] = {}
     for r in results:
         seen.setdefault(r.case.group, None)
     order = {"rn50": 0, "transformer N=256": 1, "transformer N=2048": 2}
-    return sorted(seen, key=lambda g: (order.get(g, 3), g)) + [ALL]
+    return sorted(seen, key=lambda g: (order.get(g, 3), _natural(g))) + [ALL]
+
+
+def _level_groups(results: Sequence["CaseResult"]) -> dict[str, Callable[["CaseResult"], bool]]:
+    """For the decode suite (grouped by N), the cross-section by sparsity the issue's curve asks
+    for: "decode 80%" and so on; nothing for other suites."""
+    if not results or any(r.case.model != "decode" for r in results):
+        return {}
+    levels = sorted({r.case.level for r in results}, key=float)
+    return {f"decode {float(lv):.0%}": (lambda r, lv=lv: r.case.level == lv) for lv in levels}
 
 
 def summarize(bench: "Benchmark") -> dict[str, Any]:
@@ -45,8 +60,11 @@ def summarize(bench: "Benchmark") -> dict[str, Any]:
     failures, geomean speedup of sgk over each baseline, geomean estimated speedup over Sputnik,
     and geomean sgk TFLOP/s. Each geomean comes with the number of cases it covers."""
     out: dict[str, Any] = {}
-    for g in _groups(bench.results):
-        rs = [r for r in bench.results if g == ALL or r.case.group == g]
+    members = {g: (lambda r, g=g: g == ALL or r.case.group == g) for g in _groups(bench.results)[:-1]}
+    members.update(_level_groups(bench.results))
+    members[ALL] = lambda r: True
+    for g, member in members.items():
+        rs = [r for r in bench.results if member(r)]
         entry: dict[str, Any] = {
             "cases": len(rs),
             "failed": sum(r.status in ("failed", "error") for r in rs),
