@@ -430,7 +430,7 @@ def test_plan_fast_path(kernel_device, monkeypatch):
     assert len(plans) == 1
     calls = []
     (key, plan), = plans.items()
-    plans[key] = lambda x_, y_: calls.append(1) or plan(x_, y_)
+    plans[key] = lambda t_, x_, y_: calls.append(1) or plan(t_, x_, y_)
     again = sgk.sddmm(x, y, p)
     assert calls == [1] and torch.equal(first.values, again.values)
     _check(again, x, y, p, dtype=torch.float16)
@@ -446,3 +446,32 @@ def test_plan_fast_path(kernel_device, monkeypatch):
     assert calls == [1]
     with pytest.raises(ValueError, match="must share the reduction dimension"):
         sgk.sddmm(x, randn(12, 8, g=g, dtype=torch.float16, device=kernel_device), p)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # the interpreter's softmax of an empty row
+def test_plans_do_not_keep_the_topology_alive(kernel_device, monkeypatch):
+    """A plan lives in its topology's cache and must not refer back to the topology: with the
+    cycle collector off, dropping the last matrix frees the topology (and its index tensors) at
+    once, after sddmm, sparse_softmax and spmm plans were made."""
+    import gc
+    import importlib
+    import weakref
+
+    for name in ("sgk.ops.sddmm", "sgk.ops.softmax", "sgk.ops.spmm"):
+        monkeypatch.setattr(importlib.import_module(name), "select_backend", lambda op, method, t, shown=None: "triton")
+    g = gen(96)
+    p = csr_from_lengths([3, 0, 5, 2], 8, g, dtype=torch.float16, device=kernel_device)
+    x = randn(4, 8, g=g, dtype=torch.float16, device=kernel_device)
+    y = randn(8, 8, g=g, dtype=torch.float16, device=kernel_device)
+    scores = sgk.sddmm(x, y, p)
+    probs = sgk.sparse_softmax(scores, scale=0.5)
+    sgk.spmm(probs, y)
+    topo = p.topology
+    assert {"sddmm_plans", "softmax_plans", "spmm_plans"} <= set(topo._cache)
+    ref = weakref.ref(topo)
+    gc.disable()
+    try:
+        del p, scores, probs, topo
+        assert ref() is None
+    finally:
+        gc.enable()

@@ -85,7 +85,7 @@ def sddmm(x: torch.Tensor, y: torch.Tensor, pattern: CSRMatrix, *, method: str =
         if plans is not None:
             plan = plans.get(_operand_key(x, y))
             if plan is not None:
-                return plan(x, y)
+                return plan(pattern.topology, x, y)
     if isinstance(pattern, BSRMatrix):  # block pattern: the tensor-core path
         return bsr_sddmm(x, y, pattern, method=method)
     check_dense(op, "x", x, dtypes=FLOAT_DTYPES, min_ndim=2)
@@ -115,5 +115,7 @@ def sddmm(x: torch.Tensor, y: torch.Tensor, pattern: CSRMatrix, *, method: str =
             plans = topo._cache.setdefault("sddmm_plans", {})
             if len(plans) >= _MAX_PLANS:
                 plans.clear()
-            plans[_operand_key(x, y)] = lambda x, y: CSRMatrix._make(topo, _sddmm_raw(topo, x, y, batch, backend))
+            # (The topology is passed in, not captured: a closure over it, stored in its own cache,
+            # would keep it alive until Python's cycle collector ran.)
+            plans[_operand_key(x, y)] = lambda t, x, y: CSRMatrix._make(t, _sddmm_raw(t, x, y, batch, backend))
     return CSRMatrix._make(pattern.topology, values)

@@ -91,7 +91,7 @@ def sparse_softmax(
         if plans is not None:
             plan = plans.get(_operand_key(a.values, scale, causal))
             if plan is not None:
-                return plan(a.values)
+                return plan(a.topology, a.values)
     check_csr(op, "a", a)
     key = _operand_key(a.values, scale, causal)
     scale = 1.0 if scale is None else scale
@@ -111,5 +111,6 @@ def sparse_softmax(
             if len(plans) >= _MAX_PLANS:
                 plans.clear()
             s, c = float(scale), bool(causal)
-            plans[key] = lambda v: CSRMatrix._make(topo, _softmax_raw(topo, v, s, c, backend))
+            # (the topology passed in, not captured: see the sddmm plans)
+            plans[key] = lambda t, v: CSRMatrix._make(t, _softmax_raw(t, v, s, c, backend))
     return CSRMatrix._make(topo, values)
