@@ -455,3 +455,21 @@ def test_decode_summary_by_n_and_by_sparsity():
     other = SpmmBenchmark(suite="synthetic", impl_names=("sgk",), limit=2)
     other.results = [CaseResult(c) for c in other.get_configs()[:2]]
     assert not any(k.startswith("decode") for k in summarize(other))
+
+
+def test_dram_read_rate_check_and_failure(monkeypatch):
+    """A read kernel that skips part of the buffer is caught by the sum check; a failed
+    measurement leaves '% DRAM' out with a warning and keeps the run going."""
+    from sgk.bench import bandwidth
+
+    def short_read(x, block=4096, *args):
+        out = torch.zeros(block)
+        return (lambda: out.copy_(x[: x.numel() // 2 // block * block].view(-1, block).sum(0))), out
+
+    monkeypatch.setattr(bandwidth, "read_kernel_launcher", short_read)
+    with pytest.raises(RuntimeError, match="summed"):
+        bandwidth.dram_read_gbps(lambda fn: (fn(), 1.0)[1], torch.device("cpu"), gigabytes=2e-4)
+    bench = SpmmBenchmark(suite="decode", dtype="bf16", impl_names=("sgk",), limit=1)
+    monkeypatch.setattr(type(bench), "on_gpu", property(lambda self: True))
+    assert bench.dram_read_gbps() is None and bench.dram_read_gbps() is None
+    assert sum("DRAM read rate not measured" in w for w in bench.warnings) == 1

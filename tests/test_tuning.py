@@ -56,3 +56,29 @@ def test_single_survivor_and_heuristic(timings):
     assert BucketTuner("t").choose("k", ["a", "c"], ran.append, CUDA) == "a"
     n = len(calls)
     assert BucketTuner("t").choose("k", ["b", "a"], ran.append, torch.device("cpu")) == "b" and len(calls) == n
+
+
+def test_exact_caches(monkeypatch):
+    """Exact-problem caches: kept outside a capture, not inside one; cleared past their limit and
+    whenever autotuning is switched (choices made under the other setting must not stay)."""
+    from sgk.kernels import _tuning
+    from sgk.kernels import spmm as kmod
+
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
+    cache = _tuning.exact_cache()
+    _tuning.remember(cache, "a", 1, CUDA)
+    assert cache == {"a": 1}
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+    _tuning.remember(cache, "b", 2, CUDA)
+    assert "b" not in cache
+    _tuning.remember(cache, "b", 2, torch.device("cpu"))  # no capture on the CPU
+    assert cache["b"] == 2
+    monkeypatch.setattr(_tuning, "EXACT_CACHE_LIMIT", 2)
+    _tuning.remember(cache, "c", 3, torch.device("cpu"))
+    assert cache == {"c": 3}
+    kmod._CHOSEN["x"] = "cfg"
+    _tuning.set_autotune(False)
+    try:
+        assert not cache and "x" not in kmod._CHOSEN
+    finally:
+        _tuning.set_autotune(True)

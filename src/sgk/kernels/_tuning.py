@@ -20,12 +20,38 @@ import torch
 C = TypeVar("C")
 
 _ENABLED = True
+_EXACT_CACHES: list[dict] = []
+EXACT_CACHE_LIMIT = 4096
+"""Entries an exact-problem cache holds before it is cleared (a serving process that meets ever
+new sizes must not grow it without bound)."""
 
 
 def set_autotune(enabled: bool) -> None:
-    """Turn per-bucket timing of candidate configurations on (default) or off (heuristic only)."""
+    """Turn per-bucket timing of candidate configurations on (default) or off (heuristic only).
+    The launchers' exact-problem caches are cleared, so choices made under the other setting do
+    not outlive it."""
     global _ENABLED
     _ENABLED = bool(enabled)
+    for cache in _EXACT_CACHES:
+        cache.clear()
+
+
+def exact_cache() -> dict:
+    """A launcher's exact problem -> configuration cache (one dict lookup per call after the first),
+    cleared by :func:`set_autotune`; fill it with :func:`remember`."""
+    cache: dict = {}
+    _EXACT_CACHES.append(cache)
+    return cache
+
+
+def remember(cache: dict, key, value, device: torch.device) -> None:
+    """Keep ``value`` for ``key`` unless a CUDA graph is being captured (the tuner cannot time
+    there: its untimed heuristic must not outlive the capture); cleared past EXACT_CACHE_LIMIT."""
+    if capturing(device):
+        return
+    if len(cache) >= EXACT_CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
 
 
 def autotune_enabled() -> bool:

@@ -23,7 +23,7 @@ import triton.language as tl
 
 from ._common import MAX_GRID_YZ, batch_stride, cdiv, next_power_of_2
 from ._launch import launch
-from ._tuning import BucketTuner, capturing, pow2_bucket
+from ._tuning import BucketTuner, exact_cache, pow2_bucket, remember
 
 
 @triton.jit
@@ -194,7 +194,7 @@ def sddmm_candidates(bs: int, d: int, dtype: torch.dtype) -> list[BsrSddmmConfig
 
 _SPMM_TUNER = BucketTuner("bsr_spmm")
 _SDDMM_TUNER = BucketTuner("bsr_sddmm")
-_CHOSEN: dict = {}
+_CHOSEN = exact_cache()
 last_config: BsrSpmmConfig | BsrSddmmConfig | None = None
 """The configuration of the latest launch (for benchmarks' records)."""
 
@@ -232,8 +232,7 @@ def spmm(
                    min(pow2_bucket(column_indices.numel() / max(rows_out // bs, 1)), 1024), min(pow2_bucket(rows_out * batch), 1 << 20))
             run = lambda cfg: _launch_spmm(cfg, row_offsets, column_indices, row_swizzle, block_perm, values, b, out)  # noqa: E731
             config = _SPMM_TUNER.choose(key, spmm_candidates(bs, n, b.dtype), run, b.device)
-            if not capturing(b.device):  # a capture's untimed heuristic must not outlive it
-                _CHOSEN[exact] = config
+            remember(_CHOSEN, exact, config, b.device)
     global last_config
     last_config = config
     _launch_spmm(config, row_offsets, column_indices, row_swizzle, block_perm, values, b, out)
@@ -302,8 +301,7 @@ def sddmm(
             key = (x.dtype, bs, min(pow2_bucket(d), 1 << 15), min(pow2_bucket(nnzb * batch), 1 << 20))
             run = lambda cfg: _launch_sddmm(cfg, row_indices, column_indices, x, y, out)  # noqa: E731
             config = _SDDMM_TUNER.choose(key, sddmm_candidates(bs, d, x.dtype), run, x.device)
-            if not capturing(x.device):
-                _CHOSEN[exact] = config
+            remember(_CHOSEN, exact, config, x.device)
     global last_config
     last_config = config
     _launch_sddmm(config, row_indices, column_indices, x, y, out)

@@ -20,7 +20,7 @@ import triton.language as tl
 
 from ._common import MAX_GRID_YZ, batch_stride, next_power_of_2
 from ._launch import launch
-from ._tuning import BucketTuner, capturing, pow2_bucket
+from ._tuning import BucketTuner, exact_cache, pow2_bucket, remember
 
 
 @triton.jit
@@ -143,7 +143,7 @@ def default_config(d: int, mean_row: float, dtype: torch.dtype = torch.float32) 
 
 
 _TUNER = BucketTuner("sddmm")
-_CHOSEN: dict = {}  # exact problem -> config: one dict lookup per call after the first
+_CHOSEN = exact_cache()  # exact problem -> config: one dict lookup per call after the first
 last_config: SddmmConfig | None = None
 """The configuration of the latest launch through :func:`sddmm` (for benchmarks' records)."""
 
@@ -189,8 +189,7 @@ def sddmm(
 
             key = (*tuning_key(m, d, nnz, batch, x.dtype), dense)
             config = _TUNER.choose(key, candidates(d, nnz / max(m, 1), x.dtype, dense), run, x.device)
-            if not capturing(x.device):  # a capture's untimed heuristic must not outlive it
-                _CHOSEN[exact] = config
+            remember(_CHOSEN, exact, config, x.device)
     global last_config
     last_config = config
     _launch(config, row_offsets, column_indices, row_swizzle, x, y, out, row_indices)

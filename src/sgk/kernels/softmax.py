@@ -16,7 +16,7 @@ import triton.language as tl
 
 from ._common import MAX_GRID_YZ, cdiv, next_power_of_2
 from ._launch import launch
-from ._tuning import BucketTuner, capturing, pow2_bucket
+from ._tuning import BucketTuner, exact_cache, pow2_bucket, remember
 
 
 @triton.jit
@@ -169,7 +169,7 @@ def _block(max_row: int) -> tuple[int, bool, int]:
 _TUNER = BucketTuner("softmax")
 
 
-_CHOSEN: dict = {}
+_CHOSEN = exact_cache()
 """Exact problem -> (rows, warps): one dict lookup per call after the first (the bucketed tuner
 below decides it once per bucket)."""
 
@@ -188,8 +188,7 @@ def _shape(kind: str, kernel_args: tuple, launch_one, x: torch.Tensor, block: in
         cands += [(r, w) for r, w in ((2, warps), (4, warps), (2, warps * 2)) if r * block <= 8192 and w <= 16]
     key = (kind, x.dtype, block, single, pow2_bucket(m * x.shape[0]), *kernel_args)
     chosen = _TUNER.choose(key, list(dict.fromkeys(cands)), launch_one, x.device)
-    if not capturing(x.device):  # a capture's untimed heuristic must not outlive it
-        _CHOSEN[exact] = chosen
+    remember(_CHOSEN, exact, chosen, x.device)
     return chosen
 
 

@@ -55,7 +55,7 @@ from triton.language.extra import libdevice
 
 from ._common import MAX_GRID_YZ, batch_stride, cdiv
 from ._launch import launch
-from ._tuning import BucketTuner, capturing, pow2_bucket
+from ._tuning import BucketTuner, exact_cache, pow2_bucket, remember
 
 
 @triton.jit
@@ -665,7 +665,7 @@ def default_config(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32)
 
 
 _TUNER = BucketTuner("spmm")
-_CHOSEN: dict = {}  # exact problem -> config: one dict lookup per call after the first
+_CHOSEN = exact_cache()  # exact problem -> config: one dict lookup per call after the first
 last_config: SpmmConfig | None = None
 """The configuration of the latest launch through :func:`spmm` (for benchmarks' records)."""
 
@@ -739,8 +739,7 @@ def spmm(
             else:
                 cands = candidates(m, n, nnz, b.dtype, compact) + (bitmap_candidates(n) if dense_tiles else [])
             config = _TUNER.choose(key, cands, run, b.device)
-            if not capturing(b.device):  # a capture's untimed heuristic must not outlive it
-                _CHOSEN[exact] = config
+            remember(_CHOSEN, exact, config, b.device)
     global last_config
     last_config = config
     _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)
