@@ -48,3 +48,18 @@ def run(name: str, doc: str, sections: dict[str, Callable], summary: Callable[[d
     if errors:
         print("errors in:", ", ".join(errors))
     return 1 if errors else 0
+
+
+def block_sparse_problems(seed: int, sparsities=(0.9, 0.5), size: int = 4096, n: int = 4096, bs: int = 64):
+    """Issue 5.2's problems on the GPU in bf16: (sparsity, BSR weight, B, the weight dense, the
+    float64 reference product) for a size² weight with bs×bs blocks and N = n."""
+    import torch
+
+    import sgk
+
+    g = torch.Generator().manual_seed(seed)
+    for sparsity in sparsities:
+        a = sgk.BSRMatrix.random(size, size, bs, sparsity, dtype=torch.bfloat16, generator=g).cuda()
+        b = torch.randn(size, n, generator=g).cuda().bfloat16()
+        w = a.to_dense()
+        yield sparsity, a, b, w, w.double() @ b.double()

@@ -103,13 +103,8 @@ def bench(fn, rep=25):
 
 def tma(rows, budget):
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    g = torch.Generator().manual_seed(23)
     n = 4096
-    for sparsity in (0.9, 0.5):
-        a = sgk.BSRMatrix.random(4096, 4096, 64, sparsity, dtype=torch.bfloat16, generator=g).cuda()
-        b = torch.randn(4096, n, generator=g).cuda().bfloat16()
-        w = a.to_dense()
-        ref = w.double() @ b.double()
+    for sparsity, a, b, w, ref in _probe.block_sparse_problems(23, n=n):
         t_cublas = bench(lambda: w @ b)
         e_lib = relative_error(sgk.bsr_spmm(a, b), ref)
         t_lib = bench(lambda: sgk.bsr_spmm(a, b)) if e_lib < TOL_HALF else None

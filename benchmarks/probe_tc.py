@@ -148,13 +148,8 @@ def l2(rows, budget):
 
 # -- block-sparse configuration space -------------------------------------------------------------------
 def bsr(rows, budget):
-    g = torch.Generator().manual_seed(22)
     n = 4096
-    for sparsity in (0.9, 0.5):
-        a = sgk.BSRMatrix.random(4096, 4096, 64, sparsity, dtype=torch.bfloat16, generator=g).cuda()
-        b = torch.randn(4096, n, generator=g).cuda().bfloat16()
-        w = a.to_dense()
-        ref = w.double() @ b.double()
+    for sparsity, a, b, w, ref in _probe.block_sparse_problems(22, n=n):
         t_cublas = bench(lambda: w @ b)
         t = a.topology
         res = {}
