@@ -55,7 +55,7 @@ from triton.language.extra import libdevice
 
 from ._common import MAX_GRID_YZ, batch_stride, cdiv
 from ._launch import launch
-from ._tuning import BucketTuner, exact_cache, pow2_bucket, remember
+from ._tuning import BucketTuner, capturing, exact_cache, pow2_bucket, remember
 
 
 @triton.jit
@@ -900,7 +900,7 @@ def _split_buffers(device: torch.device, partials: int, tiles: int):
     """Buffers of at least these sizes for the current stream. Inside a CUDA-graph capture, fresh
     ones from the graph's pool instead (its replays then zero the counts themselves: a memset node),
     since the capture stream's launches replay whenever the graph does."""
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+    if capturing(device):
         return (torch.empty(partials, dtype=torch.float32, device=device),
                 torch.zeros(tiles, dtype=torch.int32, device=device))
     stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0

@@ -11,6 +11,35 @@ from ..checks import KERNEL_DTYPES, check
 METHODS = ("auto", "triton", "reference")
 
 
+MAX_PLANS = 64
+"""Plans kept per topology and op (one per operand layout seen); the op's dict is cleared past this."""
+
+
+def layout_key(t: torch.Tensor, u: torch.Tensor | None = None) -> tuple:
+    """What an op's plan depends on (one or two operands): every check and launch decision reads
+    only this metadata. (Spelled out, not looped: it is on the plans' hot path.)"""
+    if u is None:
+        return (t.shape, t.stride(), t.dtype, t.device)
+    return (t.shape, t.stride(), t.dtype, t.device, u.shape, u.stride(), u.dtype, u.device)
+
+
+def find_plan(topo, op: str, key: tuple):
+    """The plan ``op`` cached on ``topo`` for ``key`` (a repeated inference call's operand layout),
+    or None."""
+    plans = topo._cache.get(op + "_plans")
+    return plans.get(key) if plans is not None else None
+
+
+def keep_plan(topo, op: str, key: tuple, plan) -> None:
+    """Cache ``plan`` on ``topo`` for ``key``. A plan must not refer to ``topo`` itself (take it as an
+    argument): a closure over it, stored in its own cache, would keep it alive until Python's
+    cycle collector ran."""
+    plans = topo._cache.setdefault(op + "_plans", {})
+    if len(plans) >= MAX_PLANS:
+        plans.clear()
+    plans[key] = plan
+
+
 def interpreter_enabled() -> bool:
     """True when Triton kernels run under the CPU interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

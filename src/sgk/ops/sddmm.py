@@ -7,18 +7,11 @@ from ..checks import FLOAT_DTYPES, broadcast_batch, check, check_csr, check_dens
 from ..bsr import BSRMatrix
 from ..csr import CSRMatrix, Topology
 from . import _library
-from ._common import flatten_batch, select_backend
+from ._common import find_plan, flatten_batch, keep_plan, layout_key, select_backend
 from .bsr import bsr_sddmm
 from .spmm import _spmm_raw
 
 __all__ = ["sddmm"]
-
-_MAX_PLANS = 64  # plans kept per topology (one per operand layout seen); the dict is cleared past this
-
-
-def _operand_key(x: torch.Tensor, y: torch.Tensor) -> tuple:
-    """What a plan depends on: every check and launch decision reads only this metadata."""
-    return (x.shape, x.stride(), x.dtype, x.device, y.shape, y.stride(), y.dtype, y.device)
 
 
 def _sddmm_raw(topo: Topology, x: torch.Tensor, y: torch.Tensor, batch: tuple[int, ...], backend: str) -> torch.Tensor:
@@ -81,11 +74,9 @@ def sddmm(x: torch.Tensor, y: torch.Tensor, pattern: CSRMatrix, *, method: str =
     op = "sddmm"
     if (method == "auto" and type(pattern) is CSRMatrix and type(x) is torch.Tensor and type(y) is torch.Tensor
             and not torch.compiler.is_compiling() and not (torch.is_grad_enabled() and (x.requires_grad or y.requires_grad))):
-        plans = pattern.topology._cache.get("sddmm_plans")
-        if plans is not None:
-            plan = plans.get(_operand_key(x, y))
-            if plan is not None:
-                return plan(pattern.topology, x, y)
+        plan = find_plan(pattern.topology, "sddmm", layout_key(x, y))
+        if plan is not None:
+            return plan(pattern.topology, x, y)
     if isinstance(pattern, BSRMatrix):  # block pattern: the tensor-core path
         return bsr_sddmm(x, y, pattern, method=method)
     check_dense(op, "x", x, dtypes=FLOAT_DTYPES, min_ndim=2)
@@ -112,10 +103,5 @@ def sddmm(x: torch.Tensor, y: torch.Tensor, pattern: CSRMatrix, *, method: str =
                 and type(y) is torch.Tensor and not torch.compiler.is_compiling()):
             # A repeated inference call with this operand layout skips the checks and the op layer
             # (the checks read only the layout, so a layout seen once is valid again).
-            plans = topo._cache.setdefault("sddmm_plans", {})
-            if len(plans) >= _MAX_PLANS:
-                plans.clear()
-            # (The topology is passed in, not captured: a closure over it, stored in its own cache,
-            # would keep it alive until Python's cycle collector ran.)
-            plans[_operand_key(x, y)] = lambda t, x, y: CSRMatrix._make(t, _sddmm_raw(t, x, y, batch, backend))
+            keep_plan(topo, "sddmm", layout_key(x, y), lambda t, x, y: CSRMatrix._make(t, _sddmm_raw(t, x, y, batch, backend)))
     return CSRMatrix._make(pattern.topology, values)

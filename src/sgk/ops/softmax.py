@@ -8,16 +8,9 @@ import torch
 from ..checks import check, check_csr
 from ..csr import CSRMatrix, Topology
 from . import _library
-from ._common import select_backend
+from ._common import find_plan, keep_plan, layout_key, select_backend
 
 __all__ = ["sparse_softmax"]
-
-_MAX_PLANS = 64  # plans kept per topology (one per values layout, scale and causal flag); cleared past this
-
-
-def _operand_key(values: torch.Tensor, scale, causal) -> tuple:
-    """What a plan depends on: every check and launch decision reads only this."""
-    return (values.shape, values.stride(), values.dtype, values.device, scale, causal)
 
 
 def _flat_values(v: torch.Tensor) -> torch.Tensor:
@@ -87,13 +80,11 @@ def sparse_softmax(
     if (method == "auto" and type(a) is CSRMatrix and type(a.values) is torch.Tensor and type(causal) is bool
             and (scale is None or type(scale) in (int, float)) and not torch.compiler.is_compiling()
             and not (torch.is_grad_enabled() and a.values.requires_grad)):
-        plans = a.topology._cache.get("softmax_plans")
-        if plans is not None:
-            plan = plans.get(_operand_key(a.values, scale, causal))
-            if plan is not None:
-                return plan(a.topology, a.values)
+        plan = find_plan(a.topology, "softmax", (*layout_key(a.values), scale, causal))
+        if plan is not None:
+            return plan(a.topology, a.values)
     check_csr(op, "a", a)
-    key = _operand_key(a.values, scale, causal)
+    key = (*layout_key(a.values), scale, causal)  # before scale's default: None and 1.0 are both keys
     scale = 1.0 if scale is None else scale
     check(isinstance(scale, (int, float)), lambda: f"{op}(): scale must be a number, got {type(scale).__name__}", TypeError)
     backend = select_backend(op, method, a.values)
@@ -107,10 +98,6 @@ def sparse_softmax(
                 and not torch.compiler.is_compiling()):
             # A repeated inference call with this values layout, scale and causal flag skips the
             # checks and the op layer.
-            plans = topo._cache.setdefault("softmax_plans", {})
-            if len(plans) >= _MAX_PLANS:
-                plans.clear()
             s, c = float(scale), bool(causal)
-            # (the topology passed in, not captured: see the sddmm plans)
-            plans[key] = lambda t, v: CSRMatrix._make(t, _softmax_raw(t, v, s, c, backend))
+            keep_plan(topo, "softmax", key, lambda t, v: CSRMatrix._make(t, _softmax_raw(t, v, s, c, backend)))
     return CSRMatrix._make(topo, values)

@@ -17,21 +17,13 @@ from ..checks import (
 from ..bsr import BSRMatrix
 from ..csr import CSRMatrix, Topology
 from . import _library
-from ._common import flatten_batch, select_backend
+from ._common import find_plan, flatten_batch, keep_plan, layout_key, select_backend
 from .bsr import bsr_spmm
 
 __all__ = ["spmm"]
 
 _PATHS = ("csr", "bitmap")
 _METHODS = ("auto", "triton", "reference", *_PATHS)
-_MAX_PLANS = 64  # plans kept per topology (one per operand layout seen); the dict is cleared past this
-
-
-def _operand_key(values: torch.Tensor, b: torch.Tensor) -> tuple:
-    """What a plan depends on: every check and launch decision reads only this metadata."""
-    return (values.shape, values.stride(), values.dtype, values.device, b.shape, b.stride(), b.dtype, b.device)
-
-
 def _make_plan(topo: Topology, values: torch.Tensor, b: torch.Tensor, path: str):
     """For a validated inference call (Triton backend, no batch, bias or activation) whose operand
     layout recurs: the kernel launcher with the topology's tensors bound, so that the next call
@@ -192,11 +184,9 @@ def spmm(
             and not torch.compiler.is_compiling()):
         values = a.values
         if not (torch.is_grad_enabled() and (values.requires_grad or b.requires_grad)):
-            plans = a.topology._cache.get("spmm_plans")
-            if plans is not None:
-                plan = plans.get(_operand_key(values, b))
-                if plan is not None:
-                    return plan(values, b)
+            plan = find_plan(a.topology, "spmm", layout_key(values, b))
+            if plan is not None:
+                return plan(values, b)
     path = "auto"
     if method != "auto":
         if method in _PATHS:
@@ -247,9 +237,6 @@ def spmm(
             and not torch.compiler.is_compiling()):
         plan = _make_plan(a.topology, a.values, b, path)
         if plan is not None:
-            plans = a.topology._cache.setdefault("spmm_plans", {})
-            if len(plans) >= _MAX_PLANS:
-                plans.clear()
-            plans[_operand_key(a.values, b)] = plan
+            keep_plan(a.topology, "spmm", layout_key(a.values, b), plan)
             return plan(a.values, b)
     return _spmm_raw(a.topology, a.values, b, bias, relu, batch, backend, path)
