@@ -2,7 +2,8 @@
 # Device runs, a step list per call. On the GPU machine, in the repo root:
 #   SGK_GIT_SHA=<sha> bash benchmarks/gpu_run.sh tests targets spmm32 ...
 # Steps: tests (pytest -m gpu), targets (benchmarks/targets.py), spmm32, spmm16 (bf16 + fp16),
-# sddmm32, sddmm16 (bf16 + fp16), attention, decode (bf16), blocksparse (bf16), overhead,
+# sddmm32, sddmm16 (bf16 + fp16), attention, decode (bf16), decodegraph (the same, CUDA-graph timer),
+# blocksparse (bf16), overhead,
 # spmm32graph (device time only: calls replayed from a CUDA graph, no host launch overhead),
 # probe (benchmarks/probe_tc.py: bitmap decode grid, L2/DRAM read bandwidth, block-sparse grid,
 # fp32 backward candidates), bsrtma (benchmarks/probe_bsr_tma.py: the persistent TMA block-sparse SpMM).
@@ -39,10 +40,12 @@ for step in "$@"; do
               --out "$OUT/attention.json" --plot "$OUT/attention.png" 2>&1 | tail -30 ;;
     decode) python3 -m sgk bench spmm --suite decode --dtype bf16 --impl sgk,cublas_bf16 --warmup 5 --rep 25 -q \
               --out "$OUT/decode_bf16.json" --plot "$OUT/decode_bf16.png" 2>&1 | tail -12 ;;
+    decodegraph) python3 -m sgk bench spmm --suite decode --dtype bf16 --impl sgk,cublas_bf16 --rep 25 -q --timer cudagraph \
+              --out "$OUT/decode_bf16_cudagraph.json" 2>&1 | tail -12 ;;
     blocksparse) python3 -m sgk bench blocksparse --dtype bf16 --impl sgk,cublas,torch_bsr --warmup 5 --rep 25 -q \
               --out "$OUT/blocksparse_bf16.json" --plot "$OUT/blocksparse_bf16.png" 2>&1 | tail -22 ;;
     probe) python3 benchmarks/probe_tc.py --out "$OUT/probe_tc.json" 2>&1 | tee "$OUT/probe_tc.log" | sed -n '/== probe_tc ==/,$p' ;;
-    bsrtma) python3 benchmarks/probe_bsr_tma.py --out "$OUT/probe_bsr_tma.json" 2>&1 | tee "$OUT/probe_bsr_tma.log" | sed -n '/== probe_bsr_tma ==/,$p' ;;
+    bsrtma) python3 benchmarks/probe_bsr_tma.py --budget "${BSRTMA_BUDGET:-300}" --out "$OUT/probe_bsr_tma.json" 2>&1 | tee "$OUT/probe_bsr_tma.log" | sed -n '/== probe_bsr_tma ==/,$p' ;;
     *) echo "unknown step $step" ;;
   esac
 done
