@@ -161,3 +161,91 @@ def test_direct_launch_path_with_fakes(monkeypatch):
         assert len(fn.kernel.run.calls) == 1 and len(fn.kernel.runner_calls) == 1
     finally:
         _launch.set_fast_launch(True)
+
+
+def test_prepared_launch_with_fakes(monkeypatch):
+    """launch(prepare=...) returns a record that repeats the launch with new tensors' addresses
+    written in; it refuses (and launches nothing) for an address of another residue mod 16, once a
+    hook is added, and after the launch path or the tuner setting changed."""
+    from triton import knobs
+
+    from sgk.kernels import _tuning
+
+    chain = knobs.runtime.launch_enter_hook
+    if not hasattr(chain, "calls"):
+        pytest.skip("this Triton keeps launch hooks as plain functions")
+    monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", lambda device: 77, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
+    _launch.set_fast_launch(True)
+    try:
+        fn = _FakeJit()
+        x = torch.zeros(8).as_subclass(_OnDevice)
+        assert _launch.launch(fn, (3, 1, 1), (x, 5), {"BLOCK": 32}, 4, 1) is None  # no prepare asked
+        rec = _launch.launch(fn, (3, 1, 1), (x, 5), {"BLOCK": 32}, 4, 1, prepare=(0,))
+        assert isinstance(rec, _launch.Prepared) and fn.jit_calls == 1
+        runs = fn.kernel.run.calls
+        n0 = len(runs)
+        y = torch.zeros(8).as_subclass(_OnDevice)
+        assert rec.run((y,))
+        assert runs[-1][:5] == (3, 1, 1, 77, 1234) and runs[-1][-3:] == (y.data_ptr(), 5, 32) and len(runs) == n0 + 1
+        z = torch.zeros(9)[1:].as_subclass(_OnDevice)  # 4 bytes in: another residue mod 16
+        assert not rec.run((z,)) and len(runs) == n0 + 1
+
+        def hook(meta):
+            pass
+
+        chain.add(hook)
+        try:
+            assert not rec.run((y,))
+        finally:
+            chain.remove(hook)
+        assert rec.run((y,)) and len(runs) == n0 + 2
+        _tuning.set_autotune(_tuning.autotune_enabled())
+        assert not rec.run((y,))
+        rec = _launch.launch(fn, (3, 1, 1), (x, 5), {"BLOCK": 32}, 4, 1, prepare=(0,))
+        assert rec.run((y,))
+        _launch.set_fast_launch(True)
+        assert not rec.run((y,)) and len(runs) == n0 + 4  # (the launch that recorded counts too)
+        # inside a capture nothing is recorded (the launch itself still happens)
+        monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+        _launch.launch(fn, (3, 1, 1), (x, 5), {"BLOCK": 32}, 4, 1)
+        assert _launch.launch(fn, (3, 1, 1), (x, 5), {"BLOCK": 32}, 4, 1, prepare=(0,)) is None
+    finally:
+        _launch.set_fast_launch(True)
+
+
+def test_spmm_plan_falls_back_without_a_record(kernel_device, monkeypatch):
+    """SpmmPlan takes kernels.spmm (and records anew) whenever it holds no record (on the CPU
+    nothing is recordable) or its record refuses; its result is the full path's. On a GPU a
+    recorded plain launch is repeated without kernels.spmm."""
+    from sgk.kernels import spmm as kmod
+
+    class Refuses:
+        def run(self, tensors):
+            return False
+
+    seen = []
+    real = kmod.spmm
+
+    def counting(*args, **kwargs):
+        seen.append(kwargs.get("record"))
+        return real(*args, config=kmod.SpmmConfig(2, 8, 16, 1), **kwargs)
+
+    monkeypatch.setattr(kmod, "spmm", counting)
+    g = gen(9)
+    a = sgk.CSRMatrix.random(12, 10, 0.5, generator=g).to(kernel_device)
+    b = torch.randn(10, 16, generator=g).to(kernel_device)
+    t = a.topology
+    plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle)
+    ref = a.to_dense() @ b
+    torch.testing.assert_close(plan(a.values, b), ref)
+    assert len(seen) == 1 and len(seen[0]) == 1  # the one launch's record (None on the CPU)
+    recorded = plan._record
+    assert (recorded is not None) == (kernel_device.type == "cuda")
+    plan._record = Refuses()
+    torch.testing.assert_close(plan(a.values, b), ref)
+    assert len(seen) == 2
+    if kernel_device.type == "cuda":
+        b2 = torch.randn(10, 16, generator=g).to(kernel_device)
+        torch.testing.assert_close(plan(a.values, b2), a.to_dense() @ b2)
+        assert len(seen) == 2  # repeated from the record

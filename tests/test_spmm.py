@@ -819,3 +819,49 @@ def test_gpu_capture_does_not_fix_the_heuristic():
     _check(out, a, b, dtype=torch.float16)
     _check(run(), a, b, dtype=torch.float16)
     assert len(kmod._CHOSEN) == before + 1
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("config", [
+    "SpmmConfig(rows=4, block_k=32, block_n=64, num_warps=4)",
+    "SpmmConfig(rows=1, block_k=8, block_n=64, num_warps=1, kind='1d')",
+    "SpmmConfig(rows=2, block_k=8, block_n=8, num_warps=1, kind='flat', compact=True, pack=4)",
+    "SpmmConfig(rows=2, block_k=16, block_n=8, num_warps=1, kind='1d', split_k=2)",  # not recordable
+])
+def test_gpu_plan_repeats_its_recorded_launch(config, monkeypatch):
+    """sgk.spmm's plan repeats its first call's launch with only the operands' addresses new: right
+    on fresh operands, on values and b of another alignment (the record refuses, the full path runs
+    and records anew: packed loads must not meet an address they were not chosen for), after a
+    change of the deterministic setting; a configuration of several launches is never recorded."""
+    from sgk.kernels import spmm as kmod
+
+    cfg = kmod.parse_config(config)
+    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: cfg)
+    kmod._CHOSEN.clear()
+    g = gen(81)
+    a = sgk.CSRMatrix.random(300, 200, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    full = []
+    real = kmod.spmm
+    monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
+    recordable = cfg.split_k == 1
+    for step in range(8):
+        shift = step % 3 == 2  # every third call: values and b one element off their allocation
+        vals = torch.randn(a.nnz + 1, generator=g).cuda().bfloat16()
+        vals = vals[1:] if shift else vals[:-1]
+        bb = torch.randn(200 * 8 + 1, generator=g).cuda().bfloat16()
+        bb = (bb[1:] if shift else bb[:-1]).view(200, 8)
+        w = a.with_values(vals)
+        before = len(full)
+        _check(sgk.spmm(w, bb), w, bb, dtype=torch.bfloat16)
+        if step in (1, 4, 7) and recordable:  # same alignment as the call before: the record served it
+            assert len(full) == before, step
+    assert kmod.last_config == cfg
+    (plan,) = a.topology._cache["spmm_plans"].values()
+    assert (plan._record is not None) == recordable
+    torch.use_deterministic_algorithms(True, warn_only=True)  # another setting: the full path again
+    try:
+        before = len(full)
+        _check(sgk.spmm(a, bb), a, bb, dtype=torch.bfloat16)
+        assert len(full) == before + 1
+    finally:
+        torch.use_deterministic_algorithms(False)

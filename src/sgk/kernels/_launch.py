@@ -16,6 +16,10 @@ The first launch of a key, every launch under the interpreter, and kernels the d
 serve (a global or profiling scratch buffer, tensor descriptors, a launch hook such as a profiler's
 installed) go through Triton's normal path. ``SGK_SLOW_LAUNCH=1`` (or :func:`set_fast_launch`)
 turns the direct call off.
+
+A caller that repeats one launch with only some tensors new (an op's plan for a recurring operand
+layout) can ask :func:`launch` for a :class:`Prepared` launch: the C launcher's whole argument list
+kept, the new tensors' addresses written into it per call, no key built.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ _FAST = os.environ.get("SGK_SLOW_LAUNCH", "0") in ("", "0")
 # key -> (c launcher, function, packed metadata, cooperative, pdl, (enter, exit hook chains), CompiledKernel),
 # or the CompiledKernel alone where only its runner can launch it
 _ENTRIES: dict[tuple, Any] = {}
+_GENERATION = [0]  # Prepared launches of an older generation refuse to run (their caller takes its full path)
 
 
 def set_fast_launch(enabled: bool) -> None:
@@ -36,6 +41,49 @@ def set_fast_launch(enabled: bool) -> None:
     global _FAST
     _FAST = bool(enabled)
     _ENTRIES.clear()
+    invalidate_prepared()
+
+
+def invalidate_prepared() -> None:
+    """Make every :class:`Prepared` launch refuse to run from now on (their callers record anew):
+    called when the launch path or the tuner's setting changes."""
+    _GENERATION[0] += 1
+
+
+class Prepared:
+    """One launch recorded by :func:`launch` for repeating: the grid, the C launcher's argument list
+    and the positions of the tensors that change per call. ``run(tensors)`` writes those tensors'
+    addresses into the list and launches, or returns False without launching when the record does
+    not apply: a tensor's address has another residue mod 16 than when recorded (the compiled code
+    and the caller's alignment-dependent choices, such as packed loads, were made for that one),
+    a launch hook was added since, or the launch path or tuner setting changed
+    (:func:`invalidate_prepared`). The fixed tensors' addresses are kept: the caller holds them."""
+
+    __slots__ = ("_entry", "_grid", "_call", "_slots", "_residues", "_device", "_generation")
+
+    def __init__(self, entry: tuple, grid: tuple, call: list, slots: tuple, device: int):
+        self._entry = entry
+        self._grid = grid
+        self._call = call
+        self._slots = slots
+        self._residues = tuple(call[i] & 15 for i in slots)
+        self._device = device
+        self._generation = _GENERATION[0]
+
+    def run(self, tensors: tuple) -> bool:
+        c_launch, function, packed, coop, pdl, (enter, leave), _ = self._entry
+        if self._generation != _GENERATION[0] or getattr(enter, "calls", None) or getattr(leave, "calls", None):
+            return False
+        call = self._call.copy()
+        for i, r, t in zip(self._slots, self._residues, tensors):
+            p = t.data_ptr()
+            if p & 15 != r:
+                return False
+            call[i] = p
+        g = self._grid
+        c_launch(g[0], g[1], g[2], torch._C._cuda_getCurrentRawStream(self._device), function, coop, pdl, None, None,
+                 packed, None, None, None, *call)
+        return True
 
 
 def _int_spec(a: int) -> int:
@@ -85,10 +133,15 @@ def _direct_entry(kernel: Any) -> tuple | None:
             _hook_chains(), kernel)
 
 
-def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, Any], num_warps: int, num_stages: int) -> None:
+def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, Any], num_warps: int, num_stages: int,
+           prepare: tuple[int, ...] | None = None) -> Prepared | None:
     """Launch ``fn[grid](*args, **constexprs, num_warps=..., num_stages=...)``; ``args`` are the
     runtime arguments in declaration order and the constexprs are declared after them. All tensor
-    arguments are on one CUDA device (the ops layer checks that)."""
+    arguments are on one CUDA device (the ops layer checks that).
+
+    ``prepare``: positions in ``args`` of tensors that a repeat of this launch will replace; then
+    the :class:`Prepared` launch for repeating it is returned, or None where the direct call cannot
+    serve the kernel (or under the interpreter, on the CPU, inside a CUDA-graph capture)."""
     spec = []
     call = []
     device = None
@@ -122,14 +175,21 @@ def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, An
                 stream = torch._C._cuda_getCurrentRawStream(device)
                 c_launch(grid[0], grid[1], grid[2], stream, function, coop, pdl, None, None, packed, None, None, None,
                          *call, *cvals)
-                return
+                return _prepared(entry, grid, call, cvals, prepare, device)
             entry = kernel
         entry[grid](*args, *cvals)
-        return
+        return None
     kernel = fn[grid](*args, **constexprs, num_warps=num_warps, num_stages=num_stages)
     if device is None or device < 0 or kernel is None or not hasattr(kernel, "packed_metadata"):
-        return  # interpreter or CPU: nothing to cache
+        return None  # interpreter or CPU: nothing to cache
     if list(constexprs) != list(fn.arg_names[len(args):]):
-        return
+        return None
     direct = _direct_entry(kernel) if _FAST else None
     _ENTRIES[key] = direct if direct is not None else kernel
+    return _prepared(direct, grid, call, cvals, prepare, device) if direct is not None else None
+
+
+def _prepared(entry: tuple, grid: tuple, call: list, cvals: tuple, prepare, device: int) -> Prepared | None:
+    if prepare is None or torch.cuda.is_current_stream_capturing():
+        return None
+    return Prepared(entry, tuple(grid), [*call, *cvals], tuple(prepare), device)

@@ -28,12 +28,15 @@ new sizes must not grow it without bound)."""
 
 def set_autotune(enabled: bool) -> None:
     """Turn per-bucket timing of candidate configurations on (default) or off (heuristic only).
-    The launchers' exact-problem caches are cleared, so choices made under the other setting do
-    not outlive it."""
+    The launchers' exact-problem caches are cleared and their recorded launches dropped, so choices
+    made under the other setting do not outlive it."""
     global _ENABLED
     _ENABLED = bool(enabled)
     for cache in _EXACT_CACHES:
         cache.clear()
+    from ._launch import invalidate_prepared
+
+    invalidate_prepared()  # recorded launches repeat a choice made under the other setting
 
 
 def exact_cache() -> dict:

@@ -698,6 +698,7 @@ def spmm(
     column_indices16: torch.Tensor | None = None,
     bitmap: tuple[torch.Tensor, torch.Tensor] | None = None,
     bitmap_only: bool = False,
+    record: list | None = None,
 ) -> torch.Tensor:
     """Launch SpMM. Shapes (already validated and flattened by sgk.ops):
 
@@ -707,7 +708,9 @@ def spmm(
     about a microsecond of host time). ``column_indices16``: the same indices as int16
     (k <= 32767), for the compact configurations. ``bitmap``: the topology's (bitmap, word
     offsets) (:attr:`sgk.Topology.bitmap`), for the bitmap configurations (fp16/bf16, N <= 64);
-    ``bitmap_only``: choose among those alone (``sgk.spmm(..., method="bitmap")``).
+    ``bitmap_only``: choose among those alone (``sgk.spmm(..., method="bitmap")``). ``record``: a
+    list that gets the final launch's :class:`~sgk.kernels._launch.Prepared` record (None where the
+    configuration is not one plain launch, or C is empty), for :class:`SpmmPlan`.
     """
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
@@ -742,12 +745,49 @@ def spmm(
             remember(_CHOSEN, exact, config, b.device)
     global last_config
     last_config = config
-    _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)
+    _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap, record)
     return c
 
 
+class SpmmPlan:
+    """Repeated unbatched inference calls C = A·B (no bias, no ReLU) over one topology's arrays with
+    one operand layout (an op-level plan, ``sgk.spmm``'s cache per layout): the first call goes
+    through :func:`spmm` and records its launch; later calls allocate C and repeat that launch with
+    only the operands' addresses new (no key, no configuration lookup, no argument walk: on the
+    dev CPU 31 → ~8 µs of host time a call with the launch stubbed). Every call whose record does not apply
+    takes :func:`spmm` again, and records anew: a configuration of more than one launch (split-K,
+    the bitmap kernel), a changed deterministic-algorithms setting, an operand of another
+    alignment, or a launch path or tuner setting changed since (:func:`~sgk.kernels._launch.invalidate_prepared`).
+    The caller guarantees the layout: values (nnz) and b (k, n) of the recorded shapes, strides,
+    dtype and device."""
+
+    __slots__ = ("_tables", "_record", "_deterministic", "_c", "_config")
+
+    def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None):
+        self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap)
+        self._record = None
+
+    def __call__(self, values: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        rec = self._record
+        if rec is not None and self._deterministic == torch.are_deterministic_algorithms_enabled():
+            shape, dtype, device = self._c
+            c = torch.empty(shape, dtype=dtype, device=device)
+            if rec.run((values, b, c, c)):
+                global last_config
+                last_config = self._config
+                return c
+        ro, ci, sw, ci16, bitmap = self._tables
+        out: list = []
+        self._deterministic = torch.are_deterministic_algorithms_enabled()
+        c = spmm(ro, ci, sw, values, b, column_indices16=ci16, bitmap=bitmap, record=out)
+        self._record = out[0] if out and out[0] is not None else None
+        self._c = (c.shape, c.dtype, c.device)
+        self._config = last_config
+        return c
+
+
 def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16=None,
-            bitmap=None) -> None:
+            bitmap=None, record: list | None = None) -> None:
     if cfg.kind == "bitmap":
         if bitmap is None:
             raise ValueError("spmm(): a bitmap configuration needs the topology's bitmap (Topology.bitmap)")
@@ -762,7 +802,7 @@ def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b
         _launch_split(lambda acc: _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, None, False, acc),
                       bias, relu, c)
         return
-    _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c)
+    _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, record)
 
 
 def _launch_split(run, bias, relu, c) -> None:
@@ -800,7 +840,10 @@ def _batch_launches(values, b, bias, c) -> tuple[list, tuple]:
     return chunks, strides
 
 
-def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c) -> None:
+def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c,
+                 record: list | None = None) -> None:
+    """One launch per MAX_GRID_YZ batch entries. ``record`` (unbatched, no bias): gets the launch's
+    Prepared record, the operands values, b and c (c also in bias's place) to be replaced."""
     m, n = c.shape[-2], c.shape[-1]
     sizes = (m, n)
     grid_r = cdiv(m, cfg.rows) * cfg.split_k
@@ -823,9 +866,12 @@ def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, valu
         kernel = _spmm_kernel
         constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "HAS_BIAS": bias is not None, "RELU": relu}
     chunks, strides = _batch_launches(values, b, bias, c)
+    prepare = (3, 4, 5, 6) if record is not None and bias is None and len(chunks) == 1 else None
     for nb, v, bb, bi, cc in chunks:
-        launch(kernel, (grid_r, grid_n, nb), (row_offsets, column_indices, row_swizzle, v, bb, bi, cc, *sizes, *strides),
-               constexprs, cfg.num_warps, cfg.num_stages)
+        rec = launch(kernel, (grid_r, grid_n, nb), (row_offsets, column_indices, row_swizzle, v, bb, bi, cc, *sizes,
+                                                    *strides), constexprs, cfg.num_warps, cfg.num_stages, prepare)
+        if prepare is not None:
+            record.append(rec)
 
 
 def pack_allowed(column_indices: torch.Tensor, values: torch.Tensor, pack: int) -> bool:

@@ -28,18 +28,15 @@ def _make_plan(topo: Topology, values: torch.Tensor, b: torch.Tensor, path: str)
     """For a validated inference call (Triton backend, no batch, bias or activation) whose operand
     layout recurs: the kernel launcher with the topology's tensors bound, so that the next call
     with the same layout skips the checks and the op layers (~20 µs of host time on the H200
-    machine, more than a decode kernel takes). None where the call must keep the full path."""
+    machine, more than a decode kernel takes), and from its second call on the launcher's own
+    work too (it repeats its first call's launch). None where the call must keep the full path."""
     if (b.is_cuda and torch.cuda.is_current_stream_capturing()) or values.stride(-1) != 1:
         return None  # in a capture the bitmap choice may differ from later calls
     from ..kernels import spmm as kspmm
 
     compact, bitmap = _kernel_tables(topo, b, "triton", path)
-    ro, ci, sw = topo.row_offsets, topo.column_indices, topo.row_swizzle
-
-    def plan(v, x):
-        return kspmm.spmm(ro, ci, sw, v, x, None, False, column_indices16=compact, bitmap=bitmap)
-
-    return plan
+    # After its first call the plan repeats that call's recorded launch (kernels.spmm.SpmmPlan).
+    return kspmm.SpmmPlan(topo.row_offsets, topo.column_indices, topo.row_swizzle, compact, bitmap)
 
 
 def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str):
