@@ -249,3 +249,29 @@ def test_spmm_plan_falls_back_without_a_record(kernel_device, monkeypatch):
         b2 = torch.randn(10, 16, generator=g).to(kernel_device)
         torch.testing.assert_close(plan(a.values, b2), a.to_dense() @ b2)
         assert len(seen) == 2  # repeated from the record
+
+
+def test_spmm_plan_split_record_zeroes_and_casts():
+    """A recorded split-K launch is repeated into a zeroed fp32 accumulator, cast to C's dtype
+    (C itself for fp32), as the full path does."""
+    from sgk.kernels import spmm as kmod
+
+    class Adds:
+        def __init__(self):
+            self.seen = []
+
+        def run(self, tensors):
+            v, b, bias_slot, acc = tensors
+            assert acc is bias_slot and acc.dtype == torch.float32 and not acc.any()
+            acc += 1.5
+            self.seen.append(acc)
+            return True
+
+    for dtype in (torch.float32, torch.bfloat16):
+        plan = kmod.SpmmPlan(None, None, None)
+        plan._record, plan._split, plan._deterministic = Adds(), True, torch.are_deterministic_algorithms_enabled()
+        plan._c, plan._config = ((3, 4), dtype, torch.device("cpu")), kmod.SpmmConfig(2, 8, 16, 1, 1, "1d", 2)
+        c = plan(torch.zeros(5), torch.zeros(6, 4))
+        assert c.dtype == dtype and c.shape == (3, 4) and torch.all(c == 1.5)
+        assert (c is plan._record.seen[0]) == (dtype == torch.float32)
+        assert kmod.last_config == plan._config

@@ -709,8 +709,9 @@ def spmm(
     (k <= 32767), for the compact configurations. ``bitmap``: the topology's (bitmap, word
     offsets) (:attr:`sgk.Topology.bitmap`), for the bitmap configurations (fp16/bf16, N <= 64);
     ``bitmap_only``: choose among those alone (``sgk.spmm(..., method="bitmap")``). ``record``: a
-    list that gets the final launch's :class:`~sgk.kernels._launch.Prepared` record (None where the
-    configuration is not one plain launch, or C is empty), for :class:`SpmmPlan`.
+    list that gets the final gather-kernel launch's :class:`~sgk.kernels._launch.Prepared` record
+    (into C, or into the split-K accumulator; None where it cannot be recorded; nothing for the
+    bitmap kernel, a bias, ReLU, a batch, or an empty C), for :class:`SpmmPlan`.
     """
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
@@ -754,14 +755,15 @@ class SpmmPlan:
     one operand layout (an op-level plan, ``sgk.spmm``'s cache per layout): the first call goes
     through :func:`spmm` and records its launch; later calls allocate C and repeat that launch with
     only the operands' addresses new (no key, no configuration lookup, no argument walk: on the
-    dev CPU 31 → ~8 µs of host time a call with the launch stubbed). Every call whose record does not apply
-    takes :func:`spmm` again, and records anew: a configuration of more than one launch (split-K,
-    the bitmap kernel), a changed deterministic-algorithms setting, an operand of another
-    alignment, or a launch path or tuner setting changed since (:func:`~sgk.kernels._launch.invalidate_prepared`).
-    The caller guarantees the layout: values (nnz) and b (k, n) of the recorded shapes, strides,
-    dtype and device."""
+    dev CPU 16-31 → ~6 µs of host time a call with the launch stubbed). A split-K configuration
+    is repeated as the full path runs it: a zeroed fp32 accumulator (C itself for fp32), the
+    atomic launch, the cast. Every call whose record does not apply takes :func:`spmm` again, and
+    records anew: the bitmap kernel (never recorded), a changed deterministic-algorithms setting,
+    an operand of another alignment, or a launch path or tuner setting changed since
+    (:func:`~sgk.kernels._launch.invalidate_prepared`). The caller guarantees the layout: values
+    (nnz) and b (k, n) of the recorded shapes, strides, dtype and device."""
 
-    __slots__ = ("_tables", "_record", "_deterministic", "_c", "_config")
+    __slots__ = ("_tables", "_record", "_deterministic", "_c", "_config", "_split")
 
     def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None):
         self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap)
@@ -770,12 +772,18 @@ class SpmmPlan:
     def __call__(self, values: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         rec = self._record
         if rec is not None and self._deterministic == torch.are_deterministic_algorithms_enabled():
+            global last_config
             shape, dtype, device = self._c
-            c = torch.empty(shape, dtype=dtype, device=device)
-            if rec.run((values, b, c, c)):
-                global last_config
-                last_config = self._config
-                return c
+            if self._split:
+                acc = torch.zeros(shape, dtype=torch.float32, device=device)
+                if rec.run((values, b, acc, acc)):
+                    last_config = self._config
+                    return acc if dtype == torch.float32 else acc.to(dtype)
+            else:
+                c = torch.empty(shape, dtype=dtype, device=device)
+                if rec.run((values, b, c, c)):
+                    last_config = self._config
+                    return c
         ro, ci, sw, ci16, bitmap = self._tables
         out: list = []
         self._deterministic = torch.are_deterministic_algorithms_enabled()
@@ -783,6 +791,7 @@ class SpmmPlan:
         self._record = out[0] if out and out[0] is not None else None
         self._c = (c.shape, c.dtype, c.device)
         self._config = last_config
+        self._split = last_config is not None and last_config.kind != "bitmap" and last_config.split_k > 1
         return c
 
 
@@ -799,8 +808,8 @@ def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b
             raise ValueError("spmm(): a compact configuration needs the 16-bit column indices (k <= 32767)")
         column_indices = column_indices16
     if cfg.split_k > 1:
-        _launch_split(lambda acc: _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, None, False, acc),
-                      bias, relu, c)
+        _launch_split(lambda acc: _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, None, False, acc,
+                                               record if bias is None and not relu else None), bias, relu, c)
         return
     _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, record)
 
