@@ -239,10 +239,10 @@ def test_spmm_plan_falls_back_without_a_record(kernel_device, monkeypatch):
     plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle)
     ref = a.to_dense() @ b
     torch.testing.assert_close(plan(a.values, b), ref)
-    assert len(seen) == 1 and len(seen[0]) == 1  # the one launch's record (None on the CPU)
-    recorded = plan._record
-    assert (recorded is not None) == (kernel_device.type == "cuda")
-    plan._record = Refuses()
+    assert len(seen) == 1 and len(seen[0]) == 2  # the configuration, the launch's record (None on the CPU)
+    assert (plan._state is not None) == (kernel_device.type == "cuda")
+    plan._state = (Refuses(), torch.are_deterministic_algorithms_enabled(), ((12, 16), b.dtype, b.device),
+                   kmod.SpmmConfig(2, 8, 16, 1), False)
     torch.testing.assert_close(plan(a.values, b), ref)
     assert len(seen) == 2
     if kernel_device.type == "cuda":
@@ -269,9 +269,41 @@ def test_spmm_plan_split_record_zeroes_and_casts():
 
     for dtype in (torch.float32, torch.bfloat16):
         plan = kmod.SpmmPlan(None, None, None)
-        plan._record, plan._split, plan._deterministic = Adds(), True, torch.are_deterministic_algorithms_enabled()
-        plan._c, plan._config = ((3, 4), dtype, torch.device("cpu")), kmod.SpmmConfig(2, 8, 16, 1, 1, "1d", 2)
+        rec, cfg = Adds(), kmod.SpmmConfig(2, 8, 16, 1, 1, "1d", 2)
+        plan._state = (rec, torch.are_deterministic_algorithms_enabled(), ((3, 4), dtype, torch.device("cpu")), cfg, True)
         c = plan(torch.zeros(5), torch.zeros(6, 4))
         assert c.dtype == dtype and c.shape == (3, 4) and torch.all(c == 1.5)
-        assert (c is plan._record.seen[0]) == (dtype == torch.float32)
-        assert kmod.last_config == plan._config
+        assert (c is rec.seen[0]) == (dtype == torch.float32)
+        assert kmod.last_config == cfg
+
+
+def test_spmm_plan_keeps_what_the_full_path_recorded(monkeypatch):
+    """The plan's state comes from the full path's record list (configuration, then the launch's
+    record): the next call is served by that record; a record-less result (an empty list, or the
+    bitmap kernel's configuration alone) leaves the plan on the full path."""
+    from sgk.kernels import spmm as kmod
+
+    class Serves:
+        def __init__(self):
+            self.calls = 0
+
+        def run(self, tensors):
+            self.calls += 1
+            return True
+
+    rec, cfg = Serves(), kmod.SpmmConfig(2, 8, 16, 1)
+    full = []
+
+    def fake(*args, record=None, **kwargs):
+        full.append(1)
+        record.extend(recorded)
+        return torch.zeros(3, 4)
+
+    monkeypatch.setattr(kmod, "spmm", fake)
+    for recorded, served in (([cfg, rec], True), ([kmod.SpmmConfig(64, 128, 16, 4, 3, "bitmap", 0)], False), ([], False)):
+        plan = kmod.SpmmPlan(None, None, None)
+        before, runs = len(full), rec.calls
+        plan(torch.zeros(5), torch.zeros(6, 4))
+        c = plan(torch.zeros(5), torch.zeros(6, 4))
+        assert c.shape == (3, 4)
+        assert (len(full) - before, rec.calls - runs) == ((1, 1) if served else (2, 0))

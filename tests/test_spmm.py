@@ -862,7 +862,7 @@ def test_gpu_plan_repeats_its_recorded_launch(config, dtype, monkeypatch):
             assert len(full) == before + (0 if recordable else 1), step
     assert kmod.last_config == cfg
     (plan,) = a.topology._cache["spmm_plans"].values()
-    assert (plan._record is not None) == recordable
+    assert (plan._state is not None) == recordable
     torch.use_deterministic_algorithms(True, warn_only=True)  # another setting: the full path again
     try:
         before = len(full)

@@ -709,9 +709,10 @@ def spmm(
     (k <= 32767), for the compact configurations. ``bitmap``: the topology's (bitmap, word
     offsets) (:attr:`sgk.Topology.bitmap`), for the bitmap configurations (fp16/bf16, N <= 64);
     ``bitmap_only``: choose among those alone (``sgk.spmm(..., method="bitmap")``). ``record``: a
-    list that gets the final gather-kernel launch's :class:`~sgk.kernels._launch.Prepared` record
-    (into C, or into the split-K accumulator; None where it cannot be recorded; nothing for the
-    bitmap kernel, a bias, ReLU, a batch, or an empty C), for :class:`SpmmPlan`.
+    list that gets the configuration launched, then the gather-kernel launch's
+    :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
+    where it cannot be recorded; nothing for the bitmap kernel, a bias, ReLU or a batch); it
+    stays empty for an empty C. For :class:`SpmmPlan`.
     """
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
@@ -747,6 +748,8 @@ def spmm(
     global last_config
     last_config = config
     _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap, record)
+    if record is not None:
+        record.insert(0, config)  # then the launch's record, if it made one
     return c
 
 
@@ -763,35 +766,40 @@ class SpmmPlan:
     (:func:`~sgk.kernels._launch.invalidate_prepared`). The caller guarantees the layout: values
     (nnz) and b (k, n) of the recorded shapes, strides, dtype and device."""
 
-    __slots__ = ("_tables", "_record", "_deterministic", "_c", "_config", "_split")
+    __slots__ = ("_tables", "_state")
 
     def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None):
         self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap)
-        self._record = None
+        # (record, deterministic setting, (C's shape, dtype, device), config, split-K?) or None; one
+        # tuple, replaced whole, so that concurrent callers never see parts of two records
+        self._state = None
 
     def __call__(self, values: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        rec = self._record
-        if rec is not None and self._deterministic == torch.are_deterministic_algorithms_enabled():
-            global last_config
-            shape, dtype, device = self._c
-            if self._split:
-                acc = torch.zeros(shape, dtype=torch.float32, device=device)
-                if rec.run((values, b, acc, acc)):
-                    last_config = self._config
-                    return acc if dtype == torch.float32 else acc.to(dtype)
-            else:
-                c = torch.empty(shape, dtype=dtype, device=device)
-                if rec.run((values, b, c, c)):
-                    last_config = self._config
-                    return c
+        global last_config
+        state = self._state
+        if state is not None:
+            rec, deterministic, (shape, dtype, device), config, split = state
+            if deterministic == torch.are_deterministic_algorithms_enabled():
+                if split:
+                    acc = torch.zeros(shape, dtype=torch.float32, device=device)
+                    if rec.run((values, b, acc, acc)):
+                        last_config = config
+                        return acc if dtype == torch.float32 else acc.to(dtype)
+                else:
+                    c = torch.empty(shape, dtype=dtype, device=device)
+                    if rec.run((values, b, c, c)):
+                        last_config = config
+                        return c
         ro, ci, sw, ci16, bitmap = self._tables
         out: list = []
-        self._deterministic = torch.are_deterministic_algorithms_enabled()
+        deterministic = torch.are_deterministic_algorithms_enabled()
         c = spmm(ro, ci, sw, values, b, column_indices16=ci16, bitmap=bitmap, record=out)
-        self._record = out[0] if out and out[0] is not None else None
-        self._c = (c.shape, c.dtype, c.device)
-        self._config = last_config
-        self._split = last_config is not None and last_config.kind != "bitmap" and last_config.split_k > 1
+        config, rec = (out + [None, None])[:2]
+        if rec is None:
+            self._state = None
+        else:
+            split = config.kind != "bitmap" and config.split_k > 1
+            self._state = (rec, deterministic, (c.shape, c.dtype, c.device), config, split)
         return c
 
 
