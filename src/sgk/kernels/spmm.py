@@ -711,8 +711,9 @@ def spmm(
     ``bitmap_only``: choose among those alone (``sgk.spmm(..., method="bitmap")``). ``record``: a
     list that gets the configuration launched, then the gather-kernel launch's
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
-    where it cannot be recorded; nothing for the bitmap kernel, a bias, ReLU or a batch); it
-    stays empty for an empty C. For :class:`SpmmPlan`.
+    where the direct launch cannot serve the kernel; nothing for the bitmap kernel, a bias, a
+    split-K launch with ReLU, or a batch that takes more than one launch); it stays empty for an
+    empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU).
     """
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
