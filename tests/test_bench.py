@@ -473,3 +473,20 @@ def test_dram_read_rate_check_and_failure(monkeypatch):
     monkeypatch.setattr(type(bench), "on_gpu", property(lambda self: True))
     assert bench.dram_read_gbps() is None and bench.dram_read_gbps() is None
     assert sum("DRAM read rate not measured" in w for w in bench.warnings) == 1
+
+
+def test_case_reduced_shrinks_generated_matrices_only():
+    """On the CPU path a generated unstructured matrix above the element cap is halved along its
+    longer side at the same density; files and block-sparse cases keep their shapes."""
+    from sgk.bench.suites import Case
+
+    c = Case("decode", "uniform", "0.8", "14336x4096", 14336, 4096, 32, int(0.2 * 14336 * 4096))
+    r = c.reduced(16, 1 << 20)
+    assert r.m * r.k <= 1 << 20 and r.m * r.k > 1 << 19 and r.n == 16 and r.n_full == 32
+    assert r.nnz == round(0.2 * r.m * r.k) and r.label == c.label
+    assert (r.m, r.k) == (896, 1024)
+    assert c.reduced(16).m == c.m  # no cap: only n
+    dlmc = Case("rn50", "magnitude_pruning", "0.8", "x", 4096, 4096, 64, 100, source="dlmc", path="x.smtx")
+    assert (dlmc.reduced(16, 1 << 20).m, dlmc.reduced(16, 1 << 20).k) == (4096, 4096)
+    block = Case("blocksparse", "fwd", "0.9", "4096x4096_b64", 4096, 4096, 4096, 64 * 64 * 400, block_size=64)
+    assert block.reduced(64, 1 << 20).m == 4096

@@ -345,6 +345,7 @@ class Benchmark:
     timer: str = "do_bench"  # see TIMERS
     cpu_cases: int = 4  # cases run on the CPU reference path when --limit is not given
     cpu_n_cap: int = 64  # n is capped to this on the CPU reference path
+    cpu_elements_cap: int = 1 << 20  # generated matrices are shrunk to this many elements there (Case.reduced)
     anchors: Anchors | None = None
     results: list[CaseResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -388,7 +389,8 @@ class Benchmark:
 
     def get_configs(self) -> list[Case]:
         """The cases to run: the suite's, filtered by substring, limited; on the CPU the first
-        :attr:`cpu_cases` (or ``limit``) with n capped to :attr:`cpu_n_cap`."""
+        :attr:`cpu_cases` (or ``limit``) with n capped to :attr:`cpu_n_cap` and generated matrices
+        shrunk to :attr:`cpu_elements_cap` elements."""
         cases = get_cases(self.suite, self.kind, dlmc_dir=self.dlmc_dir)
         if self.filter:
             kept = [c for c in cases if c.matches(self.filter)]
@@ -399,7 +401,7 @@ class Benchmark:
         if limit is not None:
             cases = cases[:limit]
         if not self.on_gpu:
-            cases = [c.reduced(self.cpu_n_cap) for c in cases]
+            cases = [c.reduced(self.cpu_n_cap, self.cpu_elements_cap) for c in cases]
         return cases
 
     # -- hooks for subclasses -----------------------------------------------------------------

@@ -140,9 +140,22 @@ class Case:
         hay = f"{self.key} {self.label} {self.short_name} n={self.n} {self.group}".lower()
         return text.lower() in hay
 
-    def reduced(self, n_cap: int) -> "Case":
-        """The same case with n capped (the CPU reference path)."""
-        return dataclasses.replace(self, n=min(self.n, n_cap), n_full=self.n_full)
+    def reduced(self, n_cap: int, elements_cap: int | None = None) -> "Case":
+        """The same case with n capped (the CPU reference path). ``elements_cap``: a generated
+        unstructured matrix (no file, no blocks) larger than this many elements is halved along
+        its longer side until it fits, at the same density (the decode suite's 8192×8192 weights
+        would take seconds a case to draw on the CPU); the label keeps the full shape, m and k
+        say what ran."""
+        m, k, nnz = self.m, self.k, self.nnz
+        if elements_cap and self.path is None and not self.block_size and m * k > elements_cap:
+            density = nnz / (m * k)
+            while m * k > elements_cap:
+                if m >= k:
+                    m = max(1, m // 2)
+                else:
+                    k = max(1, k // 2)
+            nnz = int(round(density * m * k))
+        return dataclasses.replace(self, m=m, k=k, nnz=nnz, n=min(self.n, n_cap), n_full=self.n_full)
 
 
 def default_group(model: str, n: int) -> str:
