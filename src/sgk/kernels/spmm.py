@@ -568,11 +568,14 @@ _SMALL_N_HALF = [_d(1, 8, 64, 1), _t(4, 32, 32, 4, 2), _t(1, 4, 128, 8, 1), _d(2
                  _t(2, 32, 32, 8, 2), _d(1, 8, 32, 1)]
 _TINY_N = [_t(4, 32, 16, 4, 1), _t(8, 16, 16, 4, 1), _t(2, 32, 16, 2, 1), _t(4, 64, 16, 4, 1), _t(16, 16, 16, 8, 1),
            _d(4, 8, 16, 1), _d(8, 8, 16, 1), _t(4, 32, 16, 4, 3), _t(8, 64, 16, 8, 2)]
-# Split-K (not yet measured): for few, long rows — the ResNet-50 layers at batch-1 widths (m = 512-2048
-# rows of 400-900 nonzeros at N = 49-196) and decode shapes leave most of the 132 SMs idle otherwise.
+# Split-K: for few, long rows — the ResNet-50 layers at batch-1 widths (m = 512-2048 rows of 400-900
+# nonzeros at N = 49-196) and decode shapes leave most of the 132 SMs idle otherwise. The tuner keeps
+# one in 11 of the 208 DLMC cases in fp32 and 12 in bf16 on the H200, rn50 at N = 49-784 and two
+# Transformer ones at N = 256 (benchmarks/results/2026-12-01_h200_5c6ad2b/, 32dee42/).
 _SPLIT_SMALL_N = [_s(1, 8, 64, 1, 1, 4), _s(2, 8, 64, 1, 1, 8), _s(1, 8, 32, 1, 1, 8)]
 _SPLIT_TINY_N = [_s(4, 8, 16, 1, 1, 4), _s(8, 8, 16, 2, 1, 8)]
-# 16-bit indices (not yet measured) where the weights' bytes are the cost: N <= 64.
+# 16-bit indices where the weights' bytes are the cost: N <= 64 (the flat kernel's compact forms
+# serve 41 of the 75 H200 decode cases, benchmarks/results/2026-12-01_h200_d9590e1/decode_bf16.json).
 _COMPACT_TINY_N = [dataclasses.replace(c, compact=True) for c in (_TINY_N[0], _TINY_N[7], _SPLIT_TINY_N[0])]
 _COMPACT_SMALL_N = [dataclasses.replace(c, compact=True) for c in (_SMALL_N_HALF[0], _SMALL_N_HALF[1], _SPLIT_SMALL_N[0])]
 
@@ -637,7 +640,8 @@ def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32, com
     2048 Transformer shape in fp32. The tuner times the list once per bucketed key.
 
     Below N = 16 (decode: N = 1-8) the tile kernel's column tile narrows to N, and its BLOCK_K
-    grows to keep the threads busy (not yet measured; a 16-wide tile at N = 1 idles 15/16 of it).
+    grows to keep the threads busy (a 16-wide tile at N = 1 would idle 15/16 of it); at N <= 64 the
+    flat kernel (:func:`_flat`) usually wins there.
     ``compact``: 16-bit column indices exist (k <= 32767), and configurations reading them are
     offered at N <= 64.
     """
