@@ -194,7 +194,7 @@ def _all_candidates(kmod):
     seen = []
     for n in (1, 8, 48, 256, 4096):
         for dtype in (torch.float32, torch.float16):
-            for cfg in kmod.candidates(64, n, 64 * 8, dtype, compact=True):
+            for cfg in kmod.candidates(64, n, 64 * 8, dtype, compact=True, skew=kmod.SKEW_SPLIT):
                 if cfg not in seen:
                     seen.append(cfg)
     return seen
@@ -364,6 +364,38 @@ def test_compact_indices():
     cfg = dataclasses.replace(kmod.candidates(8, 16, a.nnz, compact=True)[0], compact=True)
     with pytest.raises(ValueError, match="needs the 16-bit column indices"):
         kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], torch.randn(1, 16, 16), config=cfg)
+
+
+def test_skewed_rows_get_their_own_key_and_split_candidates(monkeypatch):
+    """The tuner's key carries the longest row over the mean (two weights of one shape and nnz but
+    a 2x and a 25x longest row are tuned apart), split-K is offered at large N only for skewed rows
+    (not under deterministic algorithms), and sgk.spmm passes the topology's longest row down."""
+    from sgk.kernels import spmm as kmod
+
+    assert kmod.skew_bucket(512, 5120, 24) == 4 and kmod.skew_bucket(512, 5120, 254) == 32
+    assert kmod.skew_bucket(512, 5120, -1) == 0 and kmod.skew_bucket(4, 0, 0) == 0 and kmod.skew_bucket(1, 1, 10**6) == 64
+    assert kmod.tuning_key(512, 2048, 5120, 1, torch.float32, 4) != kmod.tuning_key(512, 2048, 5120, 1, torch.float32, 32)
+    uniform = kmod.candidates(512, 2048, 5120, torch.float32, skew=2)
+    skewed = kmod.candidates(512, 2048, 5120, torch.float32, skew=32)
+    assert not any(c.split_k > 1 for c in uniform) and all(c in skewed for c in kmod._SPLIT_LARGE_N)
+    assert uniform[0] == skewed[0]  # the heuristic default is unchanged
+    torch.use_deterministic_algorithms(True)
+    try:
+        assert not any(c.split_k > 1 for c in kmod.candidates(512, 2048, 5120, torch.float32, skew=32))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    import importlib
+
+    ops_spmm = importlib.import_module("sgk.ops.spmm")
+    monkeypatch.setattr(ops_spmm, "select_backend", lambda op, method, t, shown=None: "triton")
+    seen = []
+    real = kmod.spmm
+    monkeypatch.setattr(kmod, "spmm", lambda *a, **kw: seen.append(kw.get("max_row")) or real(*a, **kw))
+    a = csr_from_lengths([5, 0, 40, 3], 64, gen(79))
+    b = randn(64, 16, g=gen(80))
+    _check(sgk.spmm(a, b), a, b)  # the plan path
+    _check(sgk.spmm(a, b, activation="relu"), a, b, relu=True)  # the full path
+    assert seen == [40, 40]
 
 
 def test_deterministic_mode_excludes_split_k():

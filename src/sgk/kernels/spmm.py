@@ -574,6 +574,14 @@ _TINY_N = [_t(4, 32, 16, 4, 1), _t(8, 16, 16, 4, 1), _t(2, 32, 16, 2, 1), _t(4, 
 # Transformer ones at N = 256 (benchmarks/results/2026-12-01_h200_5c6ad2b/, 32dee42/).
 _SPLIT_SMALL_N = [_s(1, 8, 64, 1, 1, 4), _s(2, 8, 64, 1, 1, 8), _s(1, 8, 32, 1, 1, 8)]
 _SPLIT_TINY_N = [_s(4, 8, 16, 1, 1, 4), _s(8, 8, 16, 2, 1, 8)]
+# Split-K at large N, offered only for skewed rows (the longest row >= SKEW_SPLIT × the mean; not yet
+# measured). On the H200 the DLMC Transformer cases at N = 2048 that lose most to Sputnik
+# (0.53-0.61x) are magnitude-pruned attention weights whose longest row is 10-25x the mean
+# (e.g. 254 against 10): the 1-warp program of that row runs ~64 dependent steps while the rest of
+# the grid has finished (the same shape with a longest row of 24-28 takes 10.5 µs, against 32.5).
+# Splitting every row shortens that critical path by split_k, for the atomics and a zeroed C.
+SKEW_SPLIT = 4
+_SPLIT_LARGE_N = [_s(1, 4, 256, 1, 1, 4), _s(1, 4, 256, 1, 1, 8), _s(2, 4, 128, 2, 1, 4)]
 # 16-bit indices where the weights' bytes are the cost: N <= 64 (the flat kernel's compact forms
 # serve 41 of the 75 H200 decode cases, benchmarks/results/2026-12-01_h200_d9590e1/decode_bf16.json).
 _COMPACT_TINY_N = [dataclasses.replace(c, compact=True) for c in (_TINY_N[0], _TINY_N[7], _SPLIT_TINY_N[0])]
@@ -631,7 +639,17 @@ def _narrow(n: int) -> list[SpmmConfig]:
     return [_t(4, bk, nb, 4, 2), _t(8, bk // 2, nb, 4, 2), _t(2, 2 * bk, nb, 4, 3)]
 
 
-def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32, compact: bool = False) -> list[SpmmConfig]:
+def skew_bucket(m: int, nnz: int, max_row: int) -> int:
+    """The longest row over the mean row length, rounded up to a power of two and capped at 64; 0
+    when the longest row is not known (``max_row`` < 0: the ops layer does not synchronise to find
+    it inside a trace or a CUDA-graph capture)."""
+    if max_row < 0 or nnz <= 0:
+        return 0
+    return min(pow2_bucket(max_row * m / nnz), 64)
+
+
+def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32, compact: bool = False,
+               skew: int = 0) -> list[SpmmConfig]:
     """Candidate configurations by N regime and dtype, the measured heuristic first.
 
     Tile sweep: small tiles over K with several swizzled rows per program won at large N, long
@@ -643,7 +661,8 @@ def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32, com
     grows to keep the threads busy (a 16-wide tile at N = 1 would idle 15/16 of it); at N <= 64 the
     flat kernel (:func:`_flat`) usually wins there.
     ``compact``: 16-bit column indices exist (k <= 32767), and configurations reading them are
-    offered at N <= 64.
+    offered at N <= 64. ``skew`` (:func:`skew_bucket`): at N >= 1024, split-K configurations are
+    offered too once the longest row is SKEW_SPLIT times the mean or more.
     """
     half = dtype in (torch.float16, torch.bfloat16)
     split = not torch.are_deterministic_algorithms_enabled()
@@ -658,6 +677,8 @@ def candidates(m: int, n: int, nnz: int, dtype: torch.dtype = torch.float32, com
         cands += list(_COMPACT_SMALL_N) if compact and n <= 64 else []
     else:
         cands = list(_LARGE_N_HALF if half else _LARGE_N_FP32)
+        if skew >= SKEW_SPLIT:
+            cands += _SPLIT_LARGE_N
     if n <= 64:
         cands += _flat(n, compact, packed=half)
     return [c for c in dict.fromkeys(cands) if split or c.split_k == 1]
@@ -674,9 +695,11 @@ last_config: SpmmConfig | None = None
 """The configuration of the latest launch through :func:`spmm` (for benchmarks' records)."""
 
 
-def tuning_key(m: int, n: int, nnz: int, batch: int, dtype: torch.dtype) -> tuple:
+def tuning_key(m: int, n: int, nnz: int, batch: int, dtype: torch.dtype, skew: int = 0) -> tuple:
     """Bucketed autotune key: dtype, N, mean row length and rows×batch, each rounded up to a power
-    of two (capped), so a changing nnz or N does not re-tune every step. The row length is capped
+    of two (capped), so a changing nnz or N does not re-tune every step; and the row-length skew
+    (:func:`skew_bucket`): DLMC weights of one shape and sparsity share N, nnz and the mean, but
+    the longest row, which bounds a gather kernel's time, ranges from 2x to 25x the mean. The row length is capped
     at 2**16, not lower: decode weights have rows of 400-7000 entries, and their best kernel
     changes with it (at N = 8 on the H200, the bitmap kernel at 50% sparsity, the flat one at 80%:
     a cap of 1024 made the 50% case's choice serve 80% too, 15-25% slower there)."""
@@ -686,6 +709,7 @@ def tuning_key(m: int, n: int, nnz: int, batch: int, dtype: torch.dtype) -> tupl
         min(pow2_bucket(n), 8192),
         min(pow2_bucket(nnz / max(m, 1)), 1 << 16),
         min(pow2_bucket(m * batch), 1 << 16),
+        skew,
     )
 
 
@@ -703,6 +727,7 @@ def spmm(
     bitmap: tuple[torch.Tensor, torch.Tensor] | None = None,
     bitmap_only: bool = False,
     record: list | None = None,
+    max_row: int = -1,
 ) -> torch.Tensor:
     """Launch SpMM. Shapes (already validated and flattened by sgk.ops):
 
@@ -717,7 +742,8 @@ def spmm(
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
     where the direct launch cannot serve the kernel; nothing for the bitmap kernel, a bias, a
     split-K launch with ReLU, or a batch that takes more than one launch); it stays empty for an
-    empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU).
+    empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
+    length (-1: unknown), for the tuner's key and candidates (:func:`skew_bucket`).
     """
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
@@ -735,19 +761,21 @@ def spmm(
         dense_tiles = bitmap is not None and b.dtype in (torch.float16, torch.bfloat16) and n <= 64
         if bitmap_only and not dense_tiles:
             raise ValueError("spmm(): the bitmap path needs fp16/bf16 operands, N <= 64 and the topology's bitmap")
+        skew = skew_bucket(m, nnz, max_row)
         exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled(), compact, dense_tiles,
-                 bitmap_only, b.shape[-2] if dense_tiles else None)
+                 bitmap_only, b.shape[-2] if dense_tiles else None, skew)
         config = _CHOSEN.get(exact)
         if config is None:
             def run(cfg):
                 _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)
 
             k = b.shape[-2]
-            key = (*tuning_key(m, n, nnz, batch, b.dtype), compact, dense_tiles and min(pow2_bucket(k), 1 << 16), bitmap_only)
+            key = (*tuning_key(m, n, nnz, batch, b.dtype, skew), compact, dense_tiles and min(pow2_bucket(k), 1 << 16),
+                   bitmap_only)
             if bitmap_only:
                 cands = bitmap_candidates(n)
             else:
-                cands = candidates(m, n, nnz, b.dtype, compact) + (bitmap_candidates(n) if dense_tiles else [])
+                cands = candidates(m, n, nnz, b.dtype, compact, skew) + (bitmap_candidates(n) if dense_tiles else [])
             config = _TUNER.choose(key, cands, run, b.device)
             remember(_CHOSEN, exact, config, b.device)
     global last_config
@@ -773,8 +801,8 @@ class SpmmPlan:
 
     __slots__ = ("_tables", "_state")
 
-    def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None):
-        self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap)
+    def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None, max_row: int = -1):
+        self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap, max_row)
         # (record, deterministic setting, (C's shape, dtype, device), config, split-K?) or None; one
         # tuple, replaced whole, so that concurrent callers never see parts of two records
         self._state = None
@@ -795,10 +823,10 @@ class SpmmPlan:
                     if rec.run((values, b, c, c)):
                         last_config = config
                         return c
-        ro, ci, sw, ci16, bitmap = self._tables
+        ro, ci, sw, ci16, bitmap, max_row = self._tables
         out: list = []
         deterministic = torch.are_deterministic_algorithms_enabled()
-        c = spmm(ro, ci, sw, values, b, column_indices16=ci16, bitmap=bitmap, record=out)
+        c = spmm(ro, ci, sw, values, b, column_indices16=ci16, bitmap=bitmap, record=out, max_row=max_row)
         config, rec = (out + [None, None])[:2]
         if rec is None:
             self._state = None

@@ -44,17 +44,19 @@ def _spmm_impl(
     column_indices16: Optional[torch.Tensor] = None,
     bitmap: Optional[torch.Tensor] = None,
     word_offsets: Optional[torch.Tensor] = None,
+    max_row: int = -1,
 ) -> torch.Tensor:
     """values (V, nnz), b (Bb, k, n), bias (Vb, m) or None → C (B, m, n); unbatched values (nnz),
     b (k, n) and bias (m) or None → C (m, n). ``column_indices16``: the int16 copy of the indices
     (k <= 32767) that the kernels' compact configurations read; ``bitmap``, ``word_offsets``: the
     topology's bitmap form (``Topology.bitmap``) that the dense-tile configurations read; backend
-    ``"triton-bitmap"`` restricts the choice to those."""
+    ``"triton-bitmap"`` restricts the choice to those. ``max_row``: the longest row's length for
+    the tuner (-1: not known)."""
     if backend in ("triton", "triton-bitmap"):
         return _kernels().spmm.spmm(
             row_offsets, column_indices, row_swizzle, values, b, bias, relu, column_indices16=column_indices16,
             bitmap=(bitmap, word_offsets) if bitmap is not None and word_offsets is not None else None,
-            bitmap_only=backend == "triton-bitmap",
+            bitmap_only=backend == "triton-bitmap", max_row=max_row,
         )
     m = row_offsets.numel() - 1
     out = reference.spmm_coo(row_indices, column_indices, values, b, m, bias, relu)
@@ -73,7 +75,7 @@ spmm_op = torch.library.custom_op("sgk::spmm", _spmm_impl, mutates_args=())
 
 @spmm_op.register_fake
 def _(row_offsets, column_indices, row_indices, row_swizzle, values, b, bias, relu, backend, column_indices16=None, bitmap=None,
-      word_offsets=None):
+      word_offsets=None, max_row=-1):
     if _unbatched_spmm(values, b, bias):
         return b.new_empty(row_offsets.shape[0] - 1, b.shape[-1])
     batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)

@@ -36,7 +36,18 @@ def _make_plan(topo: Topology, values: torch.Tensor, b: torch.Tensor, path: str)
 
     compact, bitmap = _kernel_tables(topo, b, "triton", path)
     # After its first call the plan repeats that call's recorded launch (kernels.spmm.SpmmPlan).
-    return kspmm.SpmmPlan(topo.row_offsets, topo.column_indices, topo.row_swizzle, compact, bitmap)
+    return kspmm.SpmmPlan(topo.row_offsets, topo.column_indices, topo.row_swizzle, compact, bitmap, _max_row(topo, b))
+
+
+def _max_row(topo: Topology, b: torch.Tensor) -> int:
+    """The topology's longest row, for the tuner's key (found once per topology: one host
+    synchronisation); -1 (unknown) where finding it would synchronise inside a trace or a capture."""
+    cached = topo._cache.get("max_row_length")
+    if cached is not None:
+        return cached
+    if torch.compiler.is_compiling() or (b.is_cuda and torch.cuda.is_current_stream_capturing()):
+        return -1
+    return topo.max_row_length
 
 
 def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str):
@@ -74,6 +85,7 @@ def _spmm_raw(
     bits, word_offsets = bitmap if bitmap is not None else (None, None)
     if path == "bitmap" and backend == "triton":
         backend = "triton-bitmap"
+    max_row = _max_row(topo, b) if backend != "reference" else -1
     if not batch and bias is None:  # the common case, with the fewest host operations (no views)
         return _library.spmm(
             topo.row_offsets,
@@ -88,6 +100,7 @@ def _spmm_raw(
             compact,
             bits,
             word_offsets,
+            max_row,
         )
     out = _library.spmm(
         topo.row_offsets,
@@ -102,6 +115,7 @@ def _spmm_raw(
         compact,
         bits,
         word_offsets,
+        max_row,
     )
     return out.reshape(*batch, topo.shape[0], b.shape[-1])
 
