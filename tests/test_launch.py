@@ -242,7 +242,7 @@ def test_spmm_plan_falls_back_without_a_record(kernel_device, monkeypatch):
     assert len(seen) == 1 and len(seen[0]) == 2  # the configuration, the launch's record (None on the CPU)
     assert (plan._state is not None) == (kernel_device.type == "cuda")
     plan._state = (Refuses(), torch.are_deterministic_algorithms_enabled(), ((12, 16), b.dtype, b.device),
-                   kmod.SpmmConfig(2, 8, 16, 1), False)
+                   kmod.SpmmConfig(2, 8, 16, 1))
     torch.testing.assert_close(plan(a.values, b), ref)
     assert len(seen) == 2
     if kernel_device.type == "cuda":
@@ -270,7 +270,7 @@ def test_spmm_plan_split_record_zeroes_and_casts():
     for dtype in (torch.float32, torch.bfloat16):
         plan = kmod.SpmmPlan(None, None, None)
         rec, cfg = Adds(), kmod.SpmmConfig(2, 8, 16, 1, 1, "1d", 2)
-        plan._state = (rec, torch.are_deterministic_algorithms_enabled(), ((3, 4), dtype, torch.device("cpu")), cfg, True)
+        plan._state = (rec, torch.are_deterministic_algorithms_enabled(), ((3, 4), dtype, torch.device("cpu")), cfg)
         c = plan(torch.zeros(5), torch.zeros(6, 4))
         assert c.dtype == dtype and c.shape == (3, 4) and torch.all(c == 1.5)
         assert (c is rec.seen[0]) == (dtype == torch.float32)

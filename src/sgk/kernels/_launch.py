@@ -175,7 +175,7 @@ def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, An
                 stream = torch._C._cuda_getCurrentRawStream(device)
                 c_launch(grid[0], grid[1], grid[2], stream, function, coop, pdl, None, None, packed, None, None, None,
                          *call, *cvals)
-                return _prepared(entry, grid, call, cvals, prepare, device)
+                return None if prepare is None else _prepared(entry, grid, call, cvals, prepare, device)
             entry = kernel
         entry[grid](*args, *cvals)
         return None
@@ -186,10 +186,10 @@ def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, An
         return None
     direct = _direct_entry(kernel) if _FAST else None
     _ENTRIES[key] = direct if direct is not None else kernel
-    return _prepared(direct, grid, call, cvals, prepare, device) if direct is not None else None
+    return None if prepare is None or direct is None else _prepared(direct, grid, call, cvals, prepare, device)
 
 
-def _prepared(entry: tuple, grid: tuple, call: list, cvals: tuple, prepare, device: int) -> Prepared | None:
-    if prepare is None or torch.cuda.is_current_stream_capturing():
+def _prepared(entry: tuple, grid: tuple, call: list, cvals: tuple, prepare: tuple, device: int) -> Prepared | None:
+    if torch.cuda.is_current_stream_capturing():
         return None
     return Prepared(entry, tuple(grid), [*call, *cvals], tuple(prepare), device)

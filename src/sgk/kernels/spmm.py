@@ -699,8 +699,8 @@ def tuning_key(m: int, n: int, nnz: int, batch: int, dtype: torch.dtype, skew: i
     """Bucketed autotune key: dtype, N, mean row length and rows×batch, each rounded up to a power
     of two (capped), so a changing nnz or N does not re-tune every step; and the row-length skew
     (:func:`skew_bucket`): DLMC weights of one shape and sparsity share N, nnz and the mean, but
-    the longest row, which bounds a gather kernel's time, ranges from 2x to 25x the mean. The row length is capped
-    at 2**16, not lower: decode weights have rows of 400-7000 entries, and their best kernel
+    the longest row, which bounds a gather kernel's time, ranges from 2x to 25x the mean. The row
+    length is capped at 2**16, not lower: decode weights have rows of 400-7000 entries, and their best kernel
     changes with it (at N = 8 on the H200, the bitmap kernel at 50% sparsity, the flat one at 80%:
     a cap of 1024 made the 50% case's choice serve 80% too, 15-25% slower there)."""
     return (
@@ -803,17 +803,17 @@ class SpmmPlan:
 
     def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None, max_row: int = -1):
         self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap, max_row)
-        # (record, deterministic setting, (C's shape, dtype, device), config, split-K?) or None; one
-        # tuple, replaced whole, so that concurrent callers never see parts of two records
+        # (record, deterministic setting, (C's shape, dtype, device), config) or None; one tuple,
+        # replaced whole, so that concurrent callers never see parts of two records
         self._state = None
 
     def __call__(self, values: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         global last_config
         state = self._state
         if state is not None:
-            rec, deterministic, (shape, dtype, device), config, split = state
+            rec, deterministic, (shape, dtype, device), config = state
             if deterministic == torch.are_deterministic_algorithms_enabled():
-                if split:
+                if config.split_k > 1:  # (the bitmap kernel, whose split means otherwise, is never recorded)
                     acc = torch.zeros(shape, dtype=torch.float32, device=device)
                     if rec.run((values, b, acc, acc)):
                         last_config = config
@@ -828,11 +828,7 @@ class SpmmPlan:
         deterministic = torch.are_deterministic_algorithms_enabled()
         c = spmm(ro, ci, sw, values, b, column_indices16=ci16, bitmap=bitmap, record=out, max_row=max_row)
         config, rec = (out + [None, None])[:2]
-        if rec is None:
-            self._state = None
-        else:
-            split = config.kind != "bitmap" and config.split_k > 1
-            self._state = (rec, deterministic, (c.shape, c.dtype, c.device), config, split)
+        self._state = None if rec is None else (rec, deterministic, (c.shape, c.dtype, c.device), config)
         return c
 
 

@@ -24,6 +24,14 @@ __all__ = ["spmm"]
 
 _PATHS = ("csr", "bitmap")
 _METHODS = ("auto", "triton", "reference", *_PATHS)
+
+
+def _cannot_sync(b: torch.Tensor) -> bool:
+    """Whether building a topology form or reading a statistic off the device (a host
+    synchronisation) is off-limits here: inside a trace or a CUDA-graph capture."""
+    return torch.compiler.is_compiling() or (b.is_cuda and torch.cuda.is_current_stream_capturing())
+
+
 def _make_plan(topo: Topology, values: torch.Tensor, b: torch.Tensor, path: str):
     """For a validated inference call (Triton backend, no batch, bias or activation) whose operand
     layout recurs: the kernel launcher with the topology's tensors bound, so that the next call
@@ -45,9 +53,7 @@ def _max_row(topo: Topology, b: torch.Tensor) -> int:
     cached = topo._cache.get("max_row_length")
     if cached is not None:
         return cached
-    if torch.compiler.is_compiling() or (b.is_cuda and torch.cuda.is_current_stream_capturing()):
-        return -1
-    return topo.max_row_length
+    return -1 if _cannot_sync(b) else topo.max_row_length
 
 
 def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str):
@@ -60,10 +66,7 @@ def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str):
         bitmap = topo.bitmap
     elif path == "auto" and backend == "triton" and n <= 64 and b.dtype in HALF_DTYPES and topo.nnz * 32 >= topo.shape[0] * topo.shape[1]:
         # Built on first use, but not where building would synchronise inside a trace or a capture.
-        if torch.compiler.is_compiling() or (b.is_cuda and torch.cuda.is_current_stream_capturing()):
-            bitmap = topo._cache.get("bitmap")
-        else:
-            bitmap = topo.bitmap
+        bitmap = topo._cache.get("bitmap") if _cannot_sync(b) else topo.bitmap
     return compact, bitmap
 
 
