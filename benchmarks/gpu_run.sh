@@ -6,7 +6,8 @@
 # blocksparse (bf16), overhead,
 # spmm32graph (device time only: calls replayed from a CUDA graph, no host launch overhead),
 # probe (benchmarks/probe_tc.py: bitmap decode grid, L2/DRAM read bandwidth, block-sparse grid,
-# fp32 backward candidates), bsrtma (benchmarks/probe_bsr_tma.py: the persistent TMA block-sparse SpMM).
+# fp32 backward candidates), bsrtma (benchmarks/probe_bsr_tma.py: the persistent TMA block-sparse SpMM),
+# spmmbf16 / spmmfp16 (one dtype of spmm16), wide (benchmarks/probe_wide.py: the bitmap kernel at N > 64).
 # Everything lands under $OUT.
 #
 # The DLMC steps need ./.dlmc: a copy of shared/dlmc plus the anchors JSON, git-ignored, named in
@@ -30,6 +31,11 @@ for step in "$@"; do
               --out "$OUT/spmm_dlmc_fp32.json" --plot "$OUT/spmm_dlmc_fp32.png" 2>&1 | tail -22 ;;
     spmm32graph) python3 -m sgk bench spmm "${BENCH[@]}" --dtype fp32 --impl sgk,cublas,cusparse --timer cudagraph \
               --out "$OUT/spmm_dlmc_fp32_cudagraph.json" 2>&1 | tail -10 ;;
+    spmmbf16) python3 -m sgk bench spmm "${BENCH[@]}" --dtype bf16 --impl sgk,cublas_bf16,cusparse \
+              --out "$OUT/spmm_dlmc_bf16.json" 2>&1 | tail -14 ;;
+    spmmfp16) python3 -m sgk bench spmm "${BENCH[@]}" --dtype fp16 --impl sgk,cublas_bf16,cusparse \
+              --out "$OUT/spmm_dlmc_fp16.json" 2>&1 | tail -14 ;;
+    wide) python3 benchmarks/probe_wide.py --budget "${WIDE_BUDGET:-240}" --out "$OUT/probe_wide.json" 2>&1 | tee "$OUT/probe_wide.log" | sed -n '/== probe_wide ==/,$p' ;;
     spmm16) for dt in bf16 fp16; do python3 -m sgk bench spmm "${BENCH[@]}" --dtype $dt --impl sgk,cublas_bf16,cusparse \
               --out "$OUT/spmm_dlmc_$dt.json" 2>&1 | tail -14; done ;;
     sddmm32) python3 -m sgk bench sddmm "${BENCH[@]}" --dtype fp32 --impl sgk,cublas,cusparse,cusparse_colmajor \

@@ -29,15 +29,16 @@ epilogue: bias of the row, ReLU, cast to the output dtype.
   Measured on the H200 (benchmarks/results/2026-12-01_h200_05999e6/): the fastest form at N = 1-16
   (1.5-1.7x cuBLAS bf16 at N = 1, 80%; 62% of DRAM bandwidth) and at 95% for N = 8-64.
 
-* ``bitmap`` (``_spmm_bitmap_kernel``, fp16/bf16, N <= 64, offered where the topology's bitmap
-  exists): A is decoded tile by tile (BLOCK_M × BLOCK_K) from ``Topology.bitmap`` — a bit per
+* ``bitmap`` (``_spmm_bitmap_kernel``, offered where the topology's bitmap exists: fp16/bf16 at
+  any N, fp32 at N > 64 through three TF32 products): A is decoded tile by tile (BLOCK_M × BLOCK_K) from ``Topology.bitmap`` — a bit per
   element and the CSR position of each 32-bit word's first entry, so an entry's value is
   ``values[word offset + popc(bits below it)]`` — and multiplied on tensor cores (``tl.dot``
   with a ≥ 16-wide N tile); K is split over programs (fp32 partial sums, added in split order by
   each tile's last program: one launch, reproducible) when the row tiles
   alone would leave SMs idle. The decode costs ~15 instructions a matrix element, whatever the
-  sparsity: on the H100 it beats the gather kernels at N = 8-64 and 50-90% sparsity, not cuBLAS
-  (docs/performance.md).
+  sparsity, once per column tile: on the H100 it beats the gather kernels at N = 8-64 and 50-90%
+  sparsity, not cuBLAS (docs/performance.md); at N > 64 a 128-256-wide column tile spreads the
+  decode over that many columns (not yet measured).
 
 Batch: program axis 2 walks the (flattened) batch; operands that do not vary over the batch have
 batch stride 0. All pointer offsets that can exceed 2**31 are computed in int64.
@@ -461,6 +462,7 @@ def _spmm_bitmap_kernel(
     SPLIT: tl.constexpr,  # K split over program axis 1: the tile's last program to finish sums the partials
     HW_POPC: tl.constexpr,  # the GPU's popc (False under the interpreter)
     COALESCE: tl.constexpr = False,  # value loads laid out along each word's bits (see _bitmap_tile)
+    INPUT_PRECISION: tl.constexpr = "ieee",  # fp32 operands: "tf32x3" (three TF32 products, fp32-accurate)
 ):
     pid_m = tl.program_id(0)
     pid_1 = tl.program_id(1)
@@ -493,7 +495,7 @@ def _spmm_bitmap_kernel(
             bt = tl.load(b_ptrs)
         else:
             bt = tl.load(b_ptrs, mask=(kk < k)[:, None] & mask_n[None, :], other=0.0)
-        acc = tl.dot(a, bt, acc)
+        acc = tl.dot(a, bt, acc, input_precision=INPUT_PRECISION)
     if SPLIT:
         # Serial split-K in one launch: each program stores its partial sum, then counts itself in;
         # the tile's last to arrive adds the partials in split order (bitwise reproducible), writes
@@ -596,16 +598,34 @@ def _b(block_m, block_k, block_n, warps, stages, split_k=0, coalesce=False):
     return SpmmConfig(block_m, block_k, block_n, warps, stages, "bitmap", split_k, coalesce=coalesce)
 
 
-def bitmap_candidates(n: int) -> list[SpmmConfig]:
-    """Bitmap (dense-tile, tensor-core) configurations for fp16/bf16 at N <= 64: BLOCK_M rows ×
-    BLOCK_K columns of A decoded per step, N padded to a 16-wide tile at least, K split to fill
-    the SMs (``split_k`` 0: chosen by the launcher). Ranked by the H100 probe
+def bitmap_candidates(n: int, dtype: torch.dtype = torch.bfloat16) -> list[SpmmConfig]:
+    """Bitmap (dense-tile, tensor-core) configurations: BLOCK_M rows × BLOCK_K columns of A decoded
+    per step, N padded to a 16-wide tile at least, K split to fill the SMs (``split_k`` 0: chosen
+    by the launcher).
+
+    fp16/bf16 at N <= 64 (decode), ranked by the H100 probe
     (benchmarks/results/2026-11-25_h100_ca4b716/probe_tc.json: geomean time over the best per case,
     45 decode cases): 64×128, 4 warps, 3 stages within 3% of the best at N < 64; 64×256 at N = 64.
     With the value loads along the words' bits (``coalesce``), H200 probe
     (benchmarks/results/2026-12-01_h200_4b47793/probe_decode.json): 64×128 and 64×256 faster at
-    N = 64 (by 10-45%) and at 50% sparsity; slower by 10-20% at N = 8-32 and 80-95%."""
+    N = 64 (by 10-45%) and at 50% sparsity; slower by 10-20% at N = 8-32 and 80-95%.
+
+    N > 64 (training and prefill widths; not yet measured): the decode of a tile is paid once per
+    column tile, so wide column tiles (128, 256) amortise it; the tensor cores then do the dense
+    work of the tile (the DLMC Transformer cases at N = 2048 and 70-90% sparsity take 3-6x
+    cuBLAS's dense time on the gather kernels). fp32 (any N) multiplies in three TF32 products
+    (``tl.dot(input_precision="tf32x3")``: each operand split into a TF32 head and a TF32 tail,
+    the tail × tail product dropped, about 2**-21 relative per product), with 32-64-wide K
+    steps, since an fp32 B tile is twice the bytes."""
+    if dtype == torch.float32:
+        bn = min(128, max(16, 1 << max(0, (n - 1).bit_length())))
+        cands = [_b(64, 32, bn, 4, 3), _b(64, 64, bn, 4, 3), _b(128, 32, bn, 8, 3)]
+        return cands + ([_b(64, 32, 256, 8, 3)] if n > 128 else [])
     bn = max(16, 1 << max(0, (n - 1).bit_length()))
+    if n > 64:
+        wide = 256 if n > 128 else 128
+        return list(dict.fromkeys([_b(64, 64, wide, 8 if wide == 256 else 4, 3), _b(64, 128, 128, 4, 3),
+                                   _b(128, 64, 128, 8, 3), _b(64, 64, 128, 4, 4), _b(64, 128, 128, 4, 3, coalesce=True)]))
     if n > 32:
         return [_b(64, 128, bn, 4, 3, coalesce=True), _b(64, 256, bn, 4, 3, coalesce=True), _b(64, 256, bn, 4, 3),
                 _b(64, 256, bn, 8, 3, 1)]
@@ -736,8 +756,8 @@ def spmm(
     operands — values (nnz), b (k, n), bias (m) or None — give C (m, n) (no views made: each costs
     about a microsecond of host time). ``column_indices16``: the same indices as int16
     (k <= 32767), for the compact configurations. ``bitmap``: the topology's (bitmap, word
-    offsets) (:attr:`sgk.Topology.bitmap`), for the bitmap configurations (fp16/bf16, N <= 64);
-    ``bitmap_only``: choose among those alone (``sgk.spmm(..., method="bitmap")``). ``record``: a
+    offsets) (:attr:`sgk.Topology.bitmap`): the bitmap configurations are offered too (the caller
+    decides where they may pay: :func:`sgk.ops.spmm`); ``bitmap_only``: choose among those alone (``sgk.spmm(..., method="bitmap")``). ``record``: a
     list that gets the configuration launched, then the gather-kernel launch's
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
     where the direct launch cannot serve the kernel; nothing for the bitmap kernel, a bias, a
@@ -758,9 +778,9 @@ def spmm(
         return c
     if config is None:
         compact = column_indices16 is not None
-        dense_tiles = bitmap is not None and b.dtype in (torch.float16, torch.bfloat16) and n <= 64
+        dense_tiles = bitmap is not None
         if bitmap_only and not dense_tiles:
-            raise ValueError("spmm(): the bitmap path needs fp16/bf16 operands, N <= 64 and the topology's bitmap")
+            raise ValueError("spmm(): the bitmap path needs the topology's bitmap")
         skew = skew_bucket(m, nnz, max_row)
         exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled(), compact, dense_tiles,
                  bitmap_only, b.shape[-2] if dense_tiles else None, skew)
@@ -773,9 +793,9 @@ def spmm(
             key = (*tuning_key(m, n, nnz, batch, b.dtype, skew), compact, dense_tiles and min(pow2_bucket(k), 1 << 16),
                    bitmap_only)
             if bitmap_only:
-                cands = bitmap_candidates(n)
+                cands = bitmap_candidates(n, b.dtype)
             else:
-                cands = candidates(m, n, nnz, b.dtype, compact, skew) + (bitmap_candidates(n) if dense_tiles else [])
+                cands = candidates(m, n, nnz, b.dtype, compact, skew) + (bitmap_candidates(n, b.dtype) if dense_tiles else [])
             config = _TUNER.choose(key, cands, run, b.device)
             remember(_CHOSEN, exact, config, b.device)
     global last_config
@@ -1028,7 +1048,8 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
             partials, arrivals = _split_buffers(c.device, size, tiles)
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": k % cfg.block_k == 0,
                   "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT": split > 1,
-                  "HW_POPC": b.is_cuda, "COALESCE": cfg.coalesce}
+                  "HW_POPC": b.is_cuda, "COALESCE": cfg.coalesce,
+                  "INPUT_PRECISION": "tf32x3" if b.dtype == torch.float32 else "ieee"}
     for nb, v, bb, bi, cc in chunks:
         launch(_spmm_bitmap_kernel, (cdiv(m, cfg.rows), grid_1, nb),
                (bits, word_offsets, v, bb, bi, cc, partials, arrivals, m, n, k, bits.shape[1], k_tiles, *strides),

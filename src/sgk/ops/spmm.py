@@ -56,6 +56,14 @@ def _max_row(topo: Topology, b: torch.Tensor) -> int:
     return -1 if _cannot_sync(b) else topo.max_row_length
 
 
+def bitmap_may_pay(dtype: torch.dtype, n: int) -> bool:
+    """Where the automatic choice offers the bitmap (dense-tile, tensor-core) kernel beside the
+    gather kernels, for the tuner to time: fp16/bf16 at any N (decode widths, N <= 64: the bytes
+    of the weight; wider: the tensor cores), fp32 at N > 64 (three TF32 products, fp32-accurate;
+    at decode widths fp32 CSR reads fewer bytes than the bitmap's values and bits)."""
+    return dtype in HALF_DTYPES or (dtype == torch.float32 and n > 64)
+
+
 def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str):
     """The topology's extra forms the kernels may read: (16-bit indices, bitmap), each or None."""
     n = b.shape[-1]
@@ -64,7 +72,7 @@ def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str):
     bitmap = None
     if path == "bitmap":
         bitmap = topo.bitmap
-    elif path == "auto" and backend == "triton" and n <= 64 and b.dtype in HALF_DTYPES and topo.nnz * 32 >= topo.shape[0] * topo.shape[1]:
+    elif path == "auto" and backend == "triton" and bitmap_may_pay(b.dtype, n) and topo.nnz * 32 >= topo.shape[0] * topo.shape[1]:
         # Built on first use, but not where building would synchronise inside a trace or a capture.
         bitmap = topo._cache.get("bitmap") if _cannot_sync(b) else topo.bitmap
     return compact, bitmap
@@ -81,8 +89,8 @@ def _spmm_raw(
     path: str = "csr",
 ) -> torch.Tensor:
     """C (*batch, m, n) from unflattened operands; no autograd. ``path``: ``"csr"`` (the gather
-    kernels), ``"auto"`` (also offer the kernels the topology's bitmap, built on first use, for
-    fp16/bf16 at N <= 64: the tuner times both) or ``"bitmap"`` (the dense-tile kernel only; the
+    kernels), ``"auto"`` (also offer the kernels the topology's bitmap, built on first use, where
+    :func:`bitmap_may_pay`: the tuner times both) or ``"bitmap"`` (the dense-tile kernel only; the
     caller has checked that it applies)."""
     compact, bitmap = _kernel_tables(topo, b, backend, path)
     bits, word_offsets = bitmap if bitmap is not None else (None, None)
@@ -180,11 +188,11 @@ def spmm(
         method: ``"auto"`` (Triton kernels for CUDA tensors, plain torch otherwise), ``"triton"``
             or ``"reference"``; or a Triton path forced: ``"csr"`` (the gather kernels over the
             CSR arrays) or ``"bitmap"`` (the dense-tile tensor-core kernel over
-            :attr:`Topology.bitmap`: fp16/bf16, N <= 64). Under ``"auto"``/``"triton"`` the path
-            is chosen per problem: a :class:`~sgk.BSRMatrix` takes the block kernels; for a
-            CSRMatrix the tuner times the gather kernels and, for fp16/bf16 inference calls (no
-            autograd graph recorded) with N <= 64 and density >= 1/32, the bitmap kernel too, and
-            keeps the fastest. Inside ``torch.compile`` or a CUDA-graph capture the bitmap is used
+            :attr:`Topology.bitmap`; fp32 multiplies in three TF32 products, fp32-accurate). Under
+            ``"auto"``/``"triton"`` the path is chosen per problem: a :class:`~sgk.BSRMatrix`
+            takes the block kernels; for a CSRMatrix the tuner times the gather kernels and, for
+            inference calls (no autograd graph recorded) at density >= 1/32 in fp16/bf16, or in
+            fp32 with N > 64, the bitmap kernel too, and keeps the fastest. Inside ``torch.compile`` or a CUDA-graph capture the bitmap is used
             only if it was built before (building it synchronises with the device).
 
     Returns:
@@ -237,10 +245,6 @@ def spmm(
     if path == "bitmap" and (m == 0 or k == 0):
         path = "csr"  # nothing to decode: the kernels' empty-problem handling gives the zeros (or bias)
     if path == "bitmap":
-        check(b.dtype in HALF_DTYPES, lambda: f"{op}(): method='bitmap' takes float16 or bfloat16 operands, got {b.dtype}",
-              TypeError)
-        check(b.shape[-1] <= 64, lambda: f"{op}(): method='bitmap' serves N <= 64 columns of b, got n = {b.shape[-1]} "
-              "(use method='auto' or 'csr')")
         check(a.topology.bitmap is not None, lambda: f"{op}(): method='bitmap' needs a's pattern in bitmap form, which is "
               "not built below density 1/64, beyond 2 GiB of bitmap, or for unsorted column indices (see Topology.bitmap)")
     if torch.is_grad_enabled() and (a.values.requires_grad or b.requires_grad or (bias is not None and bias.requires_grad)):
