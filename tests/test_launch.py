@@ -221,6 +221,8 @@ def test_spmm_plan_falls_back_without_a_record(kernel_device, monkeypatch):
     from sgk.kernels import spmm as kmod
 
     class Refuses:
+        width = 4
+
         def run(self, tensors):
             return False
 
@@ -284,10 +286,11 @@ def test_spmm_plan_keeps_what_the_full_path_recorded(monkeypatch):
     from sgk.kernels import spmm as kmod
 
     class Serves:
-        def __init__(self):
-            self.calls = 0
+        def __init__(self, width=4):
+            self.calls, self.width = 0, width
 
         def run(self, tensors):
+            assert len(tensors) == self.width and all(t is tensors[2] for t in tensors[2:])  # C in every slot after b
             self.calls += 1
             return True
 
@@ -300,7 +303,9 @@ def test_spmm_plan_keeps_what_the_full_path_recorded(monkeypatch):
         return torch.zeros(3, 4)
 
     monkeypatch.setattr(kmod, "spmm", fake)
-    for recorded, served in (([cfg, rec], True), ([kmod.SpmmConfig(64, 128, 16, 4, 3, "bitmap", 0)], False), ([], False)):
+    bitmap_rec = Serves(width=6)  # an unsplit bitmap launch: C also in the bias, partials and arrivals slots
+    for rec, recorded, served in ((rec, [cfg, rec], True), (bitmap_rec, [kmod.SpmmConfig(64, 128, 16, 4, 3, "bitmap", 0), bitmap_rec], True),
+                                  (rec, [kmod.SpmmConfig(64, 128, 16, 4, 3, "bitmap", 2)], False), (rec, [], False)):
         plan = kmod.SpmmPlan(None, None, None)
         before, runs = len(full), rec.calls
         plan(torch.zeros(5), torch.zeros(6, 4))

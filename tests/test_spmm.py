@@ -861,13 +861,14 @@ def test_gpu_capture_does_not_fix_the_heuristic():
     ("SpmmConfig(rows=2, block_k=16, block_n=8, num_warps=1, kind='1d', split_k=2)", torch.bfloat16),
     ("SpmmConfig(rows=2, block_k=16, block_n=8, num_warps=1, kind='1d', split_k=3)", torch.float32),
     ("SpmmConfig(rows=64, block_k=128, block_n=16, num_warps=4, num_stages=3, kind='bitmap', split_k=0)", torch.bfloat16),
+    ("SpmmConfig(rows=64, block_k=64, block_n=16, num_warps=4, num_stages=3, kind='bitmap', split_k=2)", torch.bfloat16),
 ])
 def test_gpu_plan_repeats_its_recorded_launch(config, dtype, monkeypatch):
     """sgk.spmm's plan repeats its first call's launch with only the operands' addresses new: right
     on fresh operands, on values and b of another alignment (the record refuses, the full path runs
     and records anew: packed loads must not meet an address they were not chosen for), after a
     change of the deterministic setting. Split-K repeats its zeroed accumulator and cast; the
-    bitmap kernel is never recorded."""
+    bitmap kernel is recorded unsplit (its split here resolves to one K range), never split."""
     from sgk.kernels import spmm as kmod
 
     cfg = kmod.parse_config(config)
@@ -880,7 +881,7 @@ def test_gpu_plan_repeats_its_recorded_launch(config, dtype, monkeypatch):
     full = []
     real = kmod.spmm
     monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
-    recordable = cfg.kind != "bitmap"
+    recordable = not (cfg.kind == "bitmap" and cfg.split_k > 1)
     for step in range(8):
         shift = step % 3 == 2  # every third call: values and b one element off their allocation
         vals = torch.randn(a.nnz + 1, generator=g).cuda().to(dtype)

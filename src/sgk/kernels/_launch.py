@@ -70,6 +70,11 @@ class Prepared:
         self._device = device
         self._generation = _GENERATION[0]
 
+    @property
+    def width(self) -> int:
+        """How many tensors :meth:`run` takes (the positions recorded)."""
+        return len(self._slots)
+
     def run(self, tensors: tuple) -> bool:
         c_launch, function, packed, coop, pdl, (enter, leave), _ = self._entry
         if self._generation != _GENERATION[0] or getattr(enter, "calls", None) or getattr(leave, "calls", None):

@@ -29,8 +29,8 @@ epilogue: bias of the row, ReLU, cast to the output dtype.
   Measured on the H200 (benchmarks/results/2026-12-01_h200_05999e6/): the fastest form at N = 1-16
   (1.5-1.7x cuBLAS bf16 at N = 1, 80%; 62% of DRAM bandwidth) and at 95% for N = 8-64.
 
-* ``bitmap`` (``_spmm_bitmap_kernel``, offered where the topology's bitmap exists: fp16/bf16 at
-  any N, fp32 at N > 64 through three TF32 products): A is decoded tile by tile (BLOCK_M × BLOCK_K) from ``Topology.bitmap`` — a bit per
+* ``bitmap`` (``_spmm_bitmap_kernel``, offered for fp16/bf16 at any N where the topology's
+  bitmap exists; fp32, through three TF32 products, only when forced): A is decoded tile by tile (BLOCK_M × BLOCK_K) from ``Topology.bitmap`` — a bit per
   element and the CSR position of each 32-bit word's first entry, so an entry's value is
   ``values[word offset + popc(bits below it)]`` — and multiplied on tensor cores (``tl.dot``
   with a ≥ 16-wide N tile); K is split over programs (fp32 partial sums, added in split order by
@@ -610,22 +610,27 @@ def bitmap_candidates(n: int, dtype: torch.dtype = torch.bfloat16) -> list[SpmmC
     (benchmarks/results/2026-12-01_h200_4b47793/probe_decode.json): 64×128 and 64×256 faster at
     N = 64 (by 10-45%) and at 50% sparsity; slower by 10-20% at N = 8-32 and 80-95%.
 
-    N > 64 (training and prefill widths; not yet measured): the decode of a tile is paid once per
-    column tile, so wide column tiles (128, 256) amortise it; the tensor cores then do the dense
-    work of the tile (the DLMC Transformer cases at N = 2048 and 70-90% sparsity take 3-6x
-    cuBLAS's dense time on the gather kernels). fp32 (any N) multiplies in three TF32 products
+    N > 64 (training and prefill widths): the decode of a tile is paid once per column tile, so
+    128-256-wide column tiles amortise it; the tensor cores then do the dense work of the tile.
+    H200 probe (benchmarks/results/2026-12-01_h200_533863c/probe_wide.json, 11 configurations on
+    8 DLMC-sized shapes at 70/90/98%): 64×128×128 with 4 warps the best or within 10% on most;
+    128×128×128 (8 warps) on the larger ones; 64×64×128 with 4 stages at N = 196-3136; the K
+    split the launcher picks slower than none in half the cases (and a split launch is not
+    recorded by :class:`SpmmPlan`), so unsplit forms are offered too.
+
+    fp32 (any N, ``method="bitmap"`` only) multiplies in three TF32 products
     (``tl.dot(input_precision="tf32x3")``: each operand split into a TF32 head and a TF32 tail,
-    the tail × tail product dropped, about 2**-21 relative per product), with 32-64-wide K
-    steps, since an fp32 B tile is twice the bytes."""
+    the tail × tail product dropped, about 2**-21 relative per product), with 32-64-wide K steps.
+    On the H200 it was 1.5-5x slower than the gather kernels on every probed shape (the same
+    probe), so the automatic choice does not offer it."""
     if dtype == torch.float32:
         bn = min(128, max(16, 1 << max(0, (n - 1).bit_length())))
         cands = [_b(64, 32, bn, 4, 3), _b(64, 64, bn, 4, 3), _b(128, 32, bn, 8, 3)]
         return cands + ([_b(64, 32, 256, 8, 3)] if n > 128 else [])
     bn = max(16, 1 << max(0, (n - 1).bit_length()))
     if n > 64:
-        wide = 256 if n > 128 else 128
-        return list(dict.fromkeys([_b(64, 64, wide, 8 if wide == 256 else 4, 3), _b(64, 128, 128, 4, 3),
-                                   _b(128, 64, 128, 8, 3), _b(64, 64, 128, 4, 4), _b(64, 128, 128, 4, 3, coalesce=True)]))
+        return [_b(64, 128, 128, 4, 3), _b(64, 128, 128, 4, 3, 1), _b(128, 128, 128, 8, 3), _b(64, 64, 128, 4, 4),
+                _b(64, 64, 256, 8, 3, 1), _b(64, 128, 128, 4, 3, coalesce=True)]
     if n > 32:
         return [_b(64, 128, bn, 4, 3, coalesce=True), _b(64, 256, bn, 4, 3, coalesce=True), _b(64, 256, bn, 4, 3),
                 _b(64, 256, bn, 8, 3, 1)]
@@ -760,7 +765,7 @@ def spmm(
     decides where they may pay: :func:`sgk.ops.spmm`); ``bitmap_only``: choose among those alone (``sgk.spmm(..., method="bitmap")``). ``record``: a
     list that gets the configuration launched, then the gather-kernel launch's
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
-    where the direct launch cannot serve the kernel; nothing for the bitmap kernel, a bias, a
+    where the direct launch cannot serve the kernel; nothing for a split bitmap launch, a bias, a
     split-K launch with ReLU, or a batch that takes more than one launch); it stays empty for an
     empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
     length (-1: unknown), for the tuner's key and candidates (:func:`skew_bucket`).
@@ -814,7 +819,7 @@ class SpmmPlan:
     dev CPU 16-31 → ~6 µs of host time a call with the launch stubbed). A split-K configuration
     is repeated as the full path runs it: a zeroed fp32 accumulator (C itself for fp32), the
     atomic launch, the cast. Every call whose record does not apply takes :func:`spmm` again, and
-    records anew: the bitmap kernel (never recorded), a changed deterministic-algorithms setting,
+    records anew: a split bitmap launch (never recorded), a changed deterministic-algorithms setting,
     an operand of another alignment, or a launch path or tuner setting changed since
     (:func:`~sgk.kernels._launch.invalidate_prepared`). The caller guarantees the layout: values
     (nnz) and b (k, n) of the recorded shapes, strides, dtype and device."""
@@ -833,14 +838,14 @@ class SpmmPlan:
         if state is not None:
             rec, deterministic, (shape, dtype, device), config = state
             if deterministic == torch.are_deterministic_algorithms_enabled():
-                if config.split_k > 1:  # (the bitmap kernel, whose split means otherwise, is never recorded)
+                if config.split_k > 1 and config.kind != "bitmap":  # (a split bitmap launch is never recorded)
                     acc = torch.zeros(shape, dtype=torch.float32, device=device)
                     if rec.run((values, b, acc, acc)):
                         last_config = config
                         return acc if dtype == torch.float32 else acc.to(dtype)
                 else:
                     c = torch.empty(shape, dtype=dtype, device=device)
-                    if rec.run((values, b, c, c)):
+                    if rec.run((values, b, c, c) if rec.width == 4 else (values, b, c, c, c, c)):
                         last_config = config
                         return c
         ro, ci, sw, ci16, bitmap, max_row = self._tables
@@ -858,7 +863,7 @@ def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b
         if bitmap is None:
             raise ValueError("spmm(): a bitmap configuration needs the topology's bitmap (Topology.bitmap)")
         split = bitmap_splits(cfg, c.shape[-2], c.shape[-1], b.shape[-2], c.shape[0] if c.dim() == 3 else 1)
-        _launch_bitmap(cfg, split, bitmap, values, b, bias, relu, c)
+        _launch_bitmap(cfg, split, bitmap, values, b, bias, relu, c, record)
         return
     if cfg.compact:
         if column_indices16 is None:
@@ -1026,7 +1031,10 @@ def _split_buffers(device: torch.device, partials: int, tiles: int):
     return grown
 
 
-def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c) -> None:
+def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c, record: list | None = None) -> None:
+    """``record`` (unbatched, no bias, unsplit): gets the launch's Prepared record, the operands
+    values, b and c (c also in the places of bias, partials and arrivals, unread unsplit) to be
+    replaced. A split launch is not recorded: its buffers belong to a stream and may be regrown."""
     bits, word_offsets = bitmap
     if cfg.block_k % 32 or 256 % cfg.block_k or cfg.block_n < 16:
         # the bitmap's rows are padded to 256 columns: a tile must divide that (and tl.dot needs N >= 16)
@@ -1050,7 +1058,10 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
                   "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT": split > 1,
                   "HW_POPC": b.is_cuda, "COALESCE": cfg.coalesce,
                   "INPUT_PRECISION": "tf32x3" if b.dtype == torch.float32 else "ieee"}
+    prepare = (2, 3, 4, 5, 6, 7) if record is not None and bias is None and split == 1 and len(chunks) == 1 else None
     for nb, v, bb, bi, cc in chunks:
-        launch(_spmm_bitmap_kernel, (cdiv(m, cfg.rows), grid_1, nb),
-               (bits, word_offsets, v, bb, bi, cc, partials, arrivals, m, n, k, bits.shape[1], k_tiles, *strides),
-               constexprs, cfg.num_warps, cfg.num_stages)
+        rec = launch(_spmm_bitmap_kernel, (cdiv(m, cfg.rows), grid_1, nb),
+                     (bits, word_offsets, v, bb, bi, cc, partials, arrivals, m, n, k, bits.shape[1], k_tiles, *strides),
+                     constexprs, cfg.num_warps, cfg.num_stages, prepare)
+        if prepare is not None:
+            record.append(rec)

@@ -56,12 +56,12 @@ def _max_row(topo: Topology, b: torch.Tensor) -> int:
     return -1 if _cannot_sync(b) else topo.max_row_length
 
 
-def bitmap_may_pay(dtype: torch.dtype, n: int) -> bool:
+def bitmap_may_pay(dtype: torch.dtype) -> bool:
     """Where the automatic choice offers the bitmap (dense-tile, tensor-core) kernel beside the
-    gather kernels, for the tuner to time: fp16/bf16 at any N (decode widths, N <= 64: the bytes
-    of the weight; wider: the tensor cores), fp32 at N > 64 (three TF32 products, fp32-accurate;
-    at decode widths fp32 CSR reads fewer bytes than the bitmap's values and bits)."""
-    return dtype in HALF_DTYPES or (dtype == torch.float32 and n > 64)
+    gather kernels, for the tuner to time: fp16/bf16 at any N (decode widths: the bytes of the
+    weight; wider: the tensor cores). Not fp32: its three-TF32 form was slower than the gather
+    kernels on every shape probed on the H200 (``method="bitmap"`` still runs it)."""
+    return dtype in HALF_DTYPES
 
 
 def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str):
@@ -72,7 +72,7 @@ def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str):
     bitmap = None
     if path == "bitmap":
         bitmap = topo.bitmap
-    elif path == "auto" and backend == "triton" and bitmap_may_pay(b.dtype, n) and topo.nnz * 32 >= topo.shape[0] * topo.shape[1]:
+    elif path == "auto" and backend == "triton" and bitmap_may_pay(b.dtype) and topo.nnz * 32 >= topo.shape[0] * topo.shape[1]:
         # Built on first use, but not where building would synchronise inside a trace or a capture.
         bitmap = topo._cache.get("bitmap") if _cannot_sync(b) else topo.bitmap
     return compact, bitmap
@@ -191,8 +191,8 @@ def spmm(
             :attr:`Topology.bitmap`; fp32 multiplies in three TF32 products, fp32-accurate). Under
             ``"auto"``/``"triton"`` the path is chosen per problem: a :class:`~sgk.BSRMatrix`
             takes the block kernels; for a CSRMatrix the tuner times the gather kernels and, for
-            inference calls (no autograd graph recorded) at density >= 1/32 in fp16/bf16, or in
-            fp32 with N > 64, the bitmap kernel too, and keeps the fastest. Inside ``torch.compile`` or a CUDA-graph capture the bitmap is used
+            fp16/bf16 inference calls (no autograd graph recorded) at density >= 1/32, the bitmap
+            kernel too, and keeps the fastest. Inside ``torch.compile`` or a CUDA-graph capture the bitmap is used
             only if it was built before (building it synchronises with the device).
 
     Returns:
