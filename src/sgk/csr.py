@@ -104,8 +104,9 @@ class Topology:
 
     @property
     def bitmap(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The pattern as a bitmap, for the SpMM kernels that decode dense tiles of A and multiply
-        them on tensor cores (fp16/bf16, small N): ``(bits, word_offsets)``, both int32 (m, kw)
+        """The pattern as a bitmap, for the SpMM kernel that decodes dense tiles of A and multiplies
+        them on tensor cores (``sgk.spmm`` builds it on first use for fp16/bf16 inference calls):
+        ``(bits, word_offsets)``, both int32 (m, kw)
         with kw = k rounded up to 256 columns, in 32-bit words. Bit s of ``bits[r, w]`` is set iff
         column 32·w + s of row r is stored; ``word_offsets[r, w]`` is the CSR position of that
         word's first stored entry, so an entry's value is ``values[word_offsets + (set bits below
