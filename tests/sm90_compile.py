@@ -123,23 +123,23 @@ def variants():
                 yield (f"spmm {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_kernel, types,
                        {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n,
                         "HAS_BIAS": has_bias, "RELU": relu}, cfg.num_warps, cfg.num_stages)
-        if True:  # the bitmap (dense-tile) kernel: every candidate, split or not, partial N tile (fp32: three TF32 products)
-            types = {
-                "bitmap_ptr": "*i32", "word_offsets_ptr": "*i32", "values_ptr": PTR[dt], "b_ptr": PTR[dt],
-                "bias_ptr": PTR[dt], "c_ptr": PTR[dt], "partials_ptr": "*fp32", "arrivals_ptr": "*i32",
-                "m": "i32", "n": "i32", "k": "i32", "kw": "i32", "k_tiles": "i32", "stride_vb": "i64", "stride_bb": "i64", "stride_bk": "i64", "stride_bn": "i64",
-                "stride_biasb": "i64", "stride_cb": "i64", "stride_cm": "i64", "stride_cn": "i64",
-            }
-            for n in ((1, 16, 64, 200, 2048) if dt != "fp32" else (24, 200, 2048)):
-                for i, cfg in enumerate(spmm_mod.bitmap_candidates(n, DTYPES[dt])):
-                    split = i % 2 == 1
-                    yield (f"spmm-bitmap {dt} n={n} {cfg.rows}x{cfg.block_k}x{cfg.block_n} w{cfg.num_warps} "
-                           f"s{cfg.num_stages} split={split} coalesce={cfg.coalesce}",
-                           spmm_mod._spmm_bitmap_kernel, types,
-                           {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": True,
-                            "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": True, "RELU": split, "SPLIT": split,
-                            "HW_POPC": True, "COALESCE": cfg.coalesce,
-                            "INPUT_PRECISION": "tf32x3" if dt == "fp32" else "ieee"}, cfg.num_warps, cfg.num_stages)
+        # the bitmap (dense-tile) kernel: every candidate, split or not, partial N tile (fp32: three TF32 products)
+        types = {
+            "bitmap_ptr": "*i32", "word_offsets_ptr": "*i32", "values_ptr": PTR[dt], "b_ptr": PTR[dt],
+            "bias_ptr": PTR[dt], "c_ptr": PTR[dt], "partials_ptr": "*fp32", "arrivals_ptr": "*i32",
+            "m": "i32", "n": "i32", "k": "i32", "kw": "i32", "k_tiles": "i32", "stride_vb": "i64", "stride_bb": "i64", "stride_bk": "i64", "stride_bn": "i64",
+            "stride_biasb": "i64", "stride_cb": "i64", "stride_cm": "i64", "stride_cn": "i64",
+        }
+        for n in ((1, 16, 64, 200, 2048) if dt != "fp32" else (24, 200, 2048)):
+            for i, cfg in enumerate(spmm_mod.bitmap_candidates(n, DTYPES[dt])):
+                split = i % 2 == 1
+                yield (f"spmm-bitmap {dt} n={n} {cfg.rows}x{cfg.block_k}x{cfg.block_n} w{cfg.num_warps} "
+                       f"s{cfg.num_stages} split={split} coalesce={cfg.coalesce}",
+                       spmm_mod._spmm_bitmap_kernel, types,
+                       {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": True,
+                        "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": True, "RELU": split, "SPLIT": split,
+                        "HW_POPC": True, "COALESCE": cfg.coalesce,
+                        "INPUT_PRECISION": "tf32x3" if dt == "fp32" else "ieee"}, cfg.num_warps, cfg.num_stages)
         for d, block_d in ((64, None), (64, 64), (80, 128), (2048, None), (2000, 128)):
             cfg = sddmm_mod.default_config(d, 100.0, DTYPES[dt])
             block_d = block_d or cfg.block_d or 1 << (d - 1).bit_length()

@@ -281,8 +281,9 @@ def test_spmm_plan_split_record_zeroes_and_casts():
 
 def test_spmm_plan_keeps_what_the_full_path_recorded(monkeypatch):
     """The plan's state comes from the full path's record list (configuration, then the launch's
-    record): the next call is served by that record; a record-less result (an empty list, or the
-    bitmap kernel's configuration alone) leaves the plan on the full path."""
+    record): the next call is served by that record (a gather launch's four tensors, an unsplit
+    bitmap launch's six); a record-less result (an empty list, or a split bitmap launch's
+    configuration alone, which is all the full path gives for it) leaves the plan on the full path."""
     from sgk.kernels import spmm as kmod
 
     class Serves:

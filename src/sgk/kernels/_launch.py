@@ -79,6 +79,8 @@ class Prepared:
         c_launch, function, packed, coop, pdl, (enter, leave), _ = self._entry
         if self._generation != _GENERATION[0] or getattr(enter, "calls", None) or getattr(leave, "calls", None):
             return False
+        if len(tensors) != len(self._slots):  # a slot left out would keep the first call's address
+            raise ValueError(f"Prepared.run(): {len(self._slots)} tensors recorded, {len(tensors)} given")
         call = self._call.copy()
         for i, r, t in zip(self._slots, self._residues, tensors):
             p = t.data_ptr()

@@ -38,7 +38,8 @@ epilogue: bias of the row, ReLU, cast to the output dtype.
   alone would leave SMs idle. The decode costs ~15 instructions a matrix element, whatever the
   sparsity, once per column tile: on the H100 it beats the gather kernels at N = 8-64 and 50-90%
   sparsity, not cuBLAS (docs/performance.md); at N > 64 a 128-256-wide column tile spreads the
-  decode over that many columns (not yet measured).
+  decode over that many columns (H200: 1.2-3.5x faster than the gather kernels at 70-90% and
+  N >= 196; benchmarks/results/2026-12-01_h200_533863c/probe_wide.json).
 
 Batch: program axis 2 walks the (flattened) batch; operands that do not vary over the batch have
 batch stride 0. All pointer offsets that can exceed 2**31 are computed in int64.
@@ -763,7 +764,7 @@ def spmm(
     (k <= 32767), for the compact configurations. ``bitmap``: the topology's (bitmap, word
     offsets) (:attr:`sgk.Topology.bitmap`): the bitmap configurations are offered too (the caller
     decides where they may pay: :func:`sgk.ops.spmm`); ``bitmap_only``: choose among those alone (``sgk.spmm(..., method="bitmap")``). ``record``: a
-    list that gets the configuration launched, then the gather-kernel launch's
+    list that gets the configuration launched, then the launch's
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
     where the direct launch cannot serve the kernel; nothing for a split bitmap launch, a bias, a
     split-K launch with ReLU, or a batch that takes more than one launch); it stays empty for an
@@ -783,7 +784,8 @@ def spmm(
         return c
     if config is None:
         compact = column_indices16 is not None
-        dense_tiles = bitmap is not None
+        # fp32's three-TF32 bitmap form only when forced: slower than the gathers wherever probed
+        dense_tiles = bitmap is not None and (bitmap_only or b.dtype in (torch.float16, torch.bfloat16))
         if bitmap_only and not dense_tiles:
             raise ValueError("spmm(): the bitmap path needs the topology's bitmap")
         skew = skew_bucket(m, nnz, max_row)
