@@ -26,6 +26,7 @@ import triton
 
 import sgk
 from sgk.kernels import spmm as kspmm
+from sgk.testing import relative_error as rel_err
 
 import _probe
 from _probe import log
@@ -45,10 +46,6 @@ def extra_configs(n: int, dtype: torch.dtype) -> list[kspmm.SpmmConfig]:
         return [b(64, 32, 64, 4, 3), b(64, 32, 128, 4, 4), b(128, 32, 64, 4, 3), b(64, 32, 128, 4, 3, 1)]
     return [b(64, 64, 128, 4, 3), b(128, 64, 256, 8, 3), b(64, 64, 256, 4, 3), b(128, 128, 128, 8, 3),
             b(64, 64, 256, 8, 3, 1), b(64, 128, 128, 4, 3, 1)]
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    return float((out.double() - ref).norm() / ref.norm().clamp_min(1e-30))
 
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # cpu: a smoke run under TRITON_INTERPRET=1 (tiny shapes)

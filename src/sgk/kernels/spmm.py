@@ -577,12 +577,12 @@ _TINY_N = [_t(4, 32, 16, 4, 1), _t(8, 16, 16, 4, 1), _t(2, 32, 16, 2, 1), _t(4, 
 # Transformer ones at N = 256 (benchmarks/results/2026-12-01_h200_5c6ad2b/, 32dee42/).
 _SPLIT_SMALL_N = [_s(1, 8, 64, 1, 1, 4), _s(2, 8, 64, 1, 1, 8), _s(1, 8, 32, 1, 1, 8)]
 _SPLIT_TINY_N = [_s(4, 8, 16, 1, 1, 4), _s(8, 8, 16, 2, 1, 8)]
-# Split-K at large N, offered only for skewed rows (the longest row >= SKEW_SPLIT × the mean; not yet
-# measured). On the H200 the DLMC Transformer cases at N = 2048 that lose most to Sputnik
+# Split-K at large N, offered only for skewed rows (the longest row >= SKEW_SPLIT × the mean). On the H200 the DLMC Transformer cases at N = 2048 that lose most to Sputnik
 # (0.53-0.61x) are magnitude-pruned attention weights whose longest row is 10-25x the mean
 # (e.g. 254 against 10): the 1-warp program of that row runs ~64 dependent steps while the rest of
 # the grid has finished (the same shape with a longest row of 24-28 takes 10.5 µs, against 32.5).
-# Splitting every row shortens that critical path by split_k, for the atomics and a zeroed C.
+# Splitting every row shortens that critical path by split_k, for the atomics and a zeroed C. Kept by
+# the tuner in 12 of those cases, 1.19-1.27x faster (benchmarks/results/2026-12-01_h200_d32cbe4/).
 SKEW_SPLIT = 4
 _SPLIT_LARGE_N = [_s(1, 4, 256, 1, 1, 4), _s(1, 4, 256, 1, 1, 8), _s(2, 4, 128, 2, 1, 4)]
 # 16-bit indices where the weights' bytes are the cost: N <= 64 (the flat kernel's compact forms
@@ -763,8 +763,9 @@ def spmm(
     about a microsecond of host time). ``column_indices16``: the same indices as int16
     (k <= 32767), for the compact configurations. ``bitmap``: the topology's (bitmap, word
     offsets) (:attr:`sgk.Topology.bitmap`): the bitmap configurations are offered too (the caller
-    decides where they may pay: :func:`sgk.ops.spmm`); ``bitmap_only``: choose among those alone (``sgk.spmm(..., method="bitmap")``). ``record``: a
-    list that gets the configuration launched, then the launch's
+    decides where they may pay: :func:`sgk.ops.spmm`); ``bitmap_only``: choose among those alone
+    (``sgk.spmm(..., method="bitmap")``). ``record``: a list that gets the configuration launched,
+    then the launch's
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
     where the direct launch cannot serve the kernel; nothing for a split bitmap launch, a bias, a
     split-K launch with ReLU, or a batch that takes more than one launch); it stays empty for an
@@ -847,7 +848,7 @@ class SpmmPlan:
                         return acc if dtype == torch.float32 else acc.to(dtype)
                 else:
                     c = torch.empty(shape, dtype=dtype, device=device)
-                    if rec.run((values, b, c, c) if rec.width == 4 else (values, b, c, c, c, c)):
+                    if rec.run((values, b) + (c,) * (rec.width - 2)):  # C in every slot after b
                         last_config = config
                         return c
         ro, ci, sw, ci16, bitmap, max_row = self._tables

@@ -38,7 +38,7 @@ def _make_plan(topo: Topology, values: torch.Tensor, b: torch.Tensor, path: str)
     with the same layout skips the checks and the op layers (~20 µs of host time on the H200
     machine, more than a decode kernel takes), and from its second call on the launcher's own
     work too (it repeats its first call's launch). None where the call must keep the full path."""
-    if (b.is_cuda and torch.cuda.is_current_stream_capturing()) or values.stride(-1) != 1:
+    if _cannot_sync(b) or values.stride(-1) != 1:
         return None  # in a capture the bitmap choice may differ from later calls
     from ..kernels import spmm as kspmm
 
@@ -192,8 +192,8 @@ def spmm(
             ``"auto"``/``"triton"`` the path is chosen per problem: a :class:`~sgk.BSRMatrix`
             takes the block kernels; for a CSRMatrix the tuner times the gather kernels and, for
             fp16/bf16 inference calls (no autograd graph recorded) at density >= 1/32, the bitmap
-            kernel too, and keeps the fastest. Inside ``torch.compile`` or a CUDA-graph capture the bitmap is used
-            only if it was built before (building it synchronises with the device).
+            kernel too, and keeps the fastest. Inside ``torch.compile`` or a CUDA-graph capture the
+            bitmap is used only if it was built before (building it synchronises with the device).
 
     Returns:
         (*batch, m, n) tensor of b's dtype, with batch = broadcast(ba, bb, bbias). fp16/bf16
