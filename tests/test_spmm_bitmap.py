@@ -72,6 +72,8 @@ def _bitmap_configs(kmod, n, dtype=torch.float16):
     cands = list(kmod.bitmap_candidates(n, dtype))
     # and the launcher's forced splits: none, and one that leaves ranges of different lengths
     cands += [kmod.SpmmConfig(64, 64, cands[0].block_n, 4, 2, "bitmap", 1), kmod.SpmmConfig(64, 64, cands[0].block_n, 4, 2, "bitmap", 3)]
+    # the register-prefetched loop with one, two and more K steps a program (its masks past the end)
+    cands += [kmod.SpmmConfig(64, 64, cands[0].block_n, 4, 2, "bitmap", s, prefetch=True) for s in (1, 2, 5)]
     return cands
 
 

@@ -398,14 +398,20 @@ def _popc32(x):
 
 
 @triton.jit
-def _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, offs_w, lshift,
-                 BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, HW_POPC: tl.constexpr, COALESCE: tl.constexpr):
-    """The dense BLOCK_M × BLOCK_K tile ``kt`` of A, decoded from the bitmap (zeros where
-    ``row_ok`` is false)."""
+def _bitmap_words(bitmap_ptr, word_offsets_ptr, word_rows, row_ok, kt, offs_w, BLOCK_K: tl.constexpr):
+    """The bitmap words of tile ``kt`` and the CSR position of each word's first stored entry
+    (zeros where ``row_ok`` is false: such a word loads no values)."""
     WORDS: tl.constexpr = BLOCK_K // 32
     widx = word_rows[:, None] + (kt * WORDS + offs_w)[None, :]
     words = tl.load(bitmap_ptr + widx, mask=row_ok[:, None], other=0)
     first = tl.load(word_offsets_ptr + widx, mask=row_ok[:, None], other=0)
+    return words, first
+
+
+@triton.jit
+def _bitmap_values(words, first, v_base, lshift, HW_POPC: tl.constexpr, COALESCE: tl.constexpr):
+    """The dense (BLOCK_M, WORDS, 32) tile of A that ``words`` and ``first`` encode: each stored
+    entry loaded from the CSR values, zeros elsewhere."""
     # Bit s of a word moves to the sign bit: the entry is stored iff the shifted word is negative,
     # and its rank in the word is the count of the bits left in it, less one.
     shifted = words[:, :, None] << lshift[None, None, :]
@@ -422,8 +428,7 @@ def _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, of
         # checks the layout). It costs instructions (a lane's elements need different shifts): a
         # win where many words are dense enough (50%) or the tile is wide (N = 64), measured.
         pos = tl.max_contiguous(pos, [1, 1, 32])
-    a = tl.load(v_base + pos, mask=shifted < 0, other=0.0)
-    return tl.reshape(a, [BLOCK_M, BLOCK_K])
+    return tl.load(v_base + pos, mask=shifted < 0, other=0.0)
 
 
 @triton.jit
@@ -462,8 +467,9 @@ def _spmm_bitmap_kernel(
     RELU: tl.constexpr,
     SPLIT: tl.constexpr,  # K split over program axis 1: the tile's last program to finish sums the partials
     HW_POPC: tl.constexpr,  # the GPU's popc (False under the interpreter)
-    COALESCE: tl.constexpr = False,  # value loads laid out along each word's bits (see _bitmap_tile)
+    COALESCE: tl.constexpr = False,  # value loads laid out along each word's bits (see _bitmap_values)
     INPUT_PRECISION: tl.constexpr = "ieee",  # fp32 operands: "tf32x3" (three TF32 products, fp32-accurate)
+    PREFETCH: tl.constexpr = False,  # A's loads one step (values) and two steps (words) ahead, in registers
 ):
     pid_m = tl.program_id(0)
     pid_1 = tl.program_id(1)
@@ -487,9 +493,27 @@ def _spmm_bitmap_kernel(
     kt0 = split * k_tiles
     kt1 = tl.minimum(kt0 + k_tiles, tl.cdiv(k, BLOCK_K))
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+    if PREFETCH:
+        # A software pipeline in registers for A's dependent loads (words, then the values at the
+        # positions they give), which Triton's pipeliner leaves in the loop (it pipelines B's
+        # cp.async copies only): step kt multiplies the tile loaded during step kt - 1, loads the
+        # values of tile kt + 1 from the words loaded during step kt - 1, and the words of kt + 2.
+        # Each step then waits on no load of its own; the cost is a second A tile in registers.
+        # Past the end the words load masked to zero, so no values are read.
+        w_nx, f_nx = _bitmap_words(bitmap_ptr, word_offsets_ptr, word_rows, row_ok, kt0, offs_w, BLOCK_K)
+        a_nx = _bitmap_values(w_nx, f_nx, v_base, lshift, HW_POPC, COALESCE)
+        w_nx, f_nx = _bitmap_words(bitmap_ptr, word_offsets_ptr, word_rows, row_ok & (kt0 + 1 < kt1), kt0 + 1, offs_w,
+                                   BLOCK_K)
     for kt in range(kt0, kt1):
-        a = _bitmap_tile(bitmap_ptr, word_offsets_ptr, v_base, word_rows, row_ok, kt, offs_w, lshift, BLOCK_M, BLOCK_K,
-                         HW_POPC, COALESCE)
+        if PREFETCH:
+            a3 = a_nx
+            a_nx = _bitmap_values(w_nx, f_nx, v_base, lshift, HW_POPC, COALESCE)
+            w_nx, f_nx = _bitmap_words(bitmap_ptr, word_offsets_ptr, word_rows, row_ok & (kt + 2 < kt1), kt + 2, offs_w,
+                                       BLOCK_K)
+        else:
+            w, f = _bitmap_words(bitmap_ptr, word_offsets_ptr, word_rows, row_ok, kt, offs_w, BLOCK_K)
+            a3 = _bitmap_values(w, f, v_base, lshift, HW_POPC, COALESCE)
+        a = tl.reshape(a3, [BLOCK_M, BLOCK_K])
         kk = kt * BLOCK_K + offs_k
         b_ptrs = b_cols + kk.to(tl.int64)[:, None] * stride_bk
         if EVEN_K and EVEN_N:
@@ -544,6 +568,7 @@ class SpmmConfig:
     compact: bool = False  # read 16-bit column indices (k <= 32767): 4 instead of 6 bytes a bf16 nonzero
     pack: int = 1  # "flat" with 16-bit indices and values: 2 or 4 entries to a 32- or 64-bit load (block_k counts words)
     coalesce: bool = False  # "bitmap": value loads laid out along each bitmap word's bits
+    prefetch: bool = False  # "bitmap": A's dependent loads issued one and two steps ahead (in registers)
 
 
 def _t(rows, block_k, block_n, warps, stages=1):
@@ -595,8 +620,8 @@ def _f(rows, block_k, block_n, warps, split_k=1, compact=True, pack=1):
     return SpmmConfig(rows, block_k, block_n, warps, 1, "flat", split_k, compact, pack)
 
 
-def _b(block_m, block_k, block_n, warps, stages, split_k=0, coalesce=False):
-    return SpmmConfig(block_m, block_k, block_n, warps, stages, "bitmap", split_k, coalesce=coalesce)
+def _b(block_m, block_k, block_n, warps, stages, split_k=0, coalesce=False, prefetch=False):
+    return SpmmConfig(block_m, block_k, block_n, warps, stages, "bitmap", split_k, coalesce=coalesce, prefetch=prefetch)
 
 
 def bitmap_candidates(n: int, dtype: torch.dtype = torch.bfloat16) -> list[SpmmConfig]:
@@ -1059,7 +1084,7 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
             partials, arrivals = _split_buffers(c.device, size, tiles)
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": k % cfg.block_k == 0,
                   "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT": split > 1,
-                  "HW_POPC": b.is_cuda, "COALESCE": cfg.coalesce,
+                  "HW_POPC": b.is_cuda, "COALESCE": cfg.coalesce, "PREFETCH": cfg.prefetch,
                   "INPUT_PRECISION": "tf32x3" if b.dtype == torch.float32 else "ieee"}
     prepare = (2, 3, 4, 5, 6, 7) if record is not None and bias is None and split == 1 and len(chunks) == 1 else None
     for nb, v, bb, bi, cc in chunks:
