@@ -134,12 +134,13 @@ def variants():
             for i, cfg in enumerate(spmm_mod.bitmap_candidates(n, DTYPES[dt])):
                 split = i % 2 == 1
                 yield (f"spmm-bitmap {dt} n={n} {cfg.rows}x{cfg.block_k}x{cfg.block_n} w{cfg.num_warps} "
-                       f"s{cfg.num_stages} split={split} coalesce={cfg.coalesce}",
+                       f"s{cfg.num_stages} split={split} coalesce={cfg.coalesce} prefetch={cfg.prefetch}",
                        spmm_mod._spmm_bitmap_kernel, types,
                        {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": True,
                         "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": True, "RELU": split, "SPLIT": split,
                         "HW_POPC": True, "COALESCE": cfg.coalesce,
-                        "INPUT_PRECISION": "tf32x3" if dt == "fp32" else "ieee"}, cfg.num_warps, cfg.num_stages)
+                        "INPUT_PRECISION": "tf32x3" if dt == "fp32" else "ieee", "PREFETCH": cfg.prefetch},
+                       cfg.num_warps, cfg.num_stages)
         for d, block_d in ((64, None), (64, 64), (80, 128), (2048, None), (2000, 128)):
             cfg = sddmm_mod.default_config(d, 100.0, DTYPES[dt])
             block_d = block_d or cfg.block_d or 1 << (d - 1).bit_length()
@@ -210,7 +211,8 @@ def value_load_checks():
             yield (f"spmm-bitmap value loads n={n} {cfg.rows}x{cfg.block_k} w{cfg.num_warps}", spmm_mod._spmm_bitmap_kernel,
                    types, {"stride_bn": 1, "stride_cn": 1, "BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k,
                            "BLOCK_N": cfg.block_n, "EVEN_K": True, "EVEN_N": True, "HAS_BIAS": False, "RELU": False,
-                           "SPLIT": False, "HW_POPC": True, "COALESCE": True, "INPUT_PRECISION": "ieee"}, cfg.num_warps,
+                           "SPLIT": False, "HW_POPC": True, "COALESCE": True, "INPUT_PRECISION": "ieee", "PREFETCH": cfg.prefetch},
+                   cfg.num_warps,
                    cfg.num_stages, div)
 
 

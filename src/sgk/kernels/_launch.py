@@ -186,11 +186,15 @@ def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, An
             entry = kernel
         entry[grid](*args, *cvals)
         return None
+    declared = list(getattr(fn, "arg_names", ()))[len(args):]
+    if declared and list(constexprs) != declared:
+        # the cached direct call passes the values in the dict's order: any other order (or a
+        # constexpr left to its default) would be a wrong launch there, or no fast path at all
+        raise TypeError(f"launch(): {getattr(fn, '__name__', fn)} declares the constexprs {declared} after its "
+                        f"runtime arguments, got {list(constexprs)}")
     kernel = fn[grid](*args, **constexprs, num_warps=num_warps, num_stages=num_stages)
     if device is None or device < 0 or kernel is None or not hasattr(kernel, "packed_metadata"):
         return None  # interpreter or CPU: nothing to cache
-    if list(constexprs) != list(fn.arg_names[len(args):]):
-        return None
     direct = _direct_entry(kernel) if _FAST else None
     _ENTRIES[key] = direct if direct is not None else kernel
     return None if prepare is None or direct is None else _prepared(direct, grid, call, cvals, prepare, device)

@@ -642,7 +642,12 @@ def bitmap_candidates(n: int, dtype: torch.dtype = torch.bfloat16) -> list[SpmmC
     8 DLMC-sized shapes at 70/90/98%): 64×128×128 with 4 warps the best or within 10% on most;
     128×128×128 (8 warps) on the larger ones; 64×64×128 with 4 stages at N = 196-3136; the K
     split the launcher picks slower than none in half the cases (and a split launch is not
-    recorded by :class:`SpmmPlan`), so unsplit forms are offered too.
+    recorded by :class:`SpmmPlan`), so unsplit forms are offered too. With A's loads prefetched in
+    registers (``prefetch``; benchmarks/results/2026-12-01_h200_12e5ef9/probe_prefetch.json, graph
+    replay): 1.04-1.20x faster on every wide shape probed, 64×128×256 with 8 warps the best on the
+    larger ones (2048×512×2048 at 70%: 33.0 → 27.5 µs; 4096×1024×4096 at 90%: 159 → 140 µs); at
+    N <= 64 it was 4-24% slower than the best plain loop (a second A tile in registers: fewer
+    programs an SM where the loads were already spread over many), so it is offered at N > 64 only.
 
     fp32 (any N, ``method="bitmap"`` only) multiplies in three TF32 products
     (``tl.dot(input_precision="tf32x3")``: each operand split into a TF32 head and a TF32 tail,
@@ -655,8 +660,9 @@ def bitmap_candidates(n: int, dtype: torch.dtype = torch.bfloat16) -> list[SpmmC
         return cands + ([_b(64, 32, 256, 8, 3)] if n > 128 else [])
     bn = max(16, 1 << max(0, (n - 1).bit_length()))
     if n > 64:
-        return [_b(64, 128, 128, 4, 3), _b(64, 128, 128, 4, 3, 1), _b(128, 128, 128, 8, 3), _b(64, 64, 128, 4, 4),
-                _b(64, 64, 256, 8, 3, 1), _b(64, 128, 128, 4, 3, coalesce=True)]
+        return [_b(64, 128, 128, 4, 3, 1, prefetch=True), _b(64, 128, 256, 8, 3, prefetch=True), _b(64, 128, 128, 4, 3),
+                _b(64, 128, 128, 4, 3, 1), _b(128, 128, 128, 8, 3), _b(64, 64, 128, 4, 4, prefetch=True),
+                _b(64, 64, 128, 4, 4), _b(64, 128, 128, 4, 3, coalesce=True)]
     if n > 32:
         return [_b(64, 128, bn, 4, 3, coalesce=True), _b(64, 256, bn, 4, 3, coalesce=True), _b(64, 256, bn, 4, 3),
                 _b(64, 256, bn, 8, 3, 1)]
@@ -1084,8 +1090,8 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
             partials, arrivals = _split_buffers(c.device, size, tiles)
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": k % cfg.block_k == 0,
                   "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT": split > 1,
-                  "HW_POPC": b.is_cuda, "COALESCE": cfg.coalesce, "PREFETCH": cfg.prefetch,
-                  "INPUT_PRECISION": "tf32x3" if b.dtype == torch.float32 else "ieee"}
+                  "HW_POPC": b.is_cuda, "COALESCE": cfg.coalesce,
+                  "INPUT_PRECISION": "tf32x3" if b.dtype == torch.float32 else "ieee", "PREFETCH": cfg.prefetch}
     prepare = (2, 3, 4, 5, 6, 7) if record is not None and bias is None and split == 1 and len(chunks) == 1 else None
     for nb, v, bb, bi, cc in chunks:
         rec = launch(_spmm_bitmap_kernel, (cdiv(m, cfg.rows), grid_1, nb),
