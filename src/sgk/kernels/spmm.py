@@ -648,6 +648,11 @@ def bitmap_candidates(n: int, dtype: torch.dtype = torch.bfloat16) -> list[SpmmC
     larger ones (2048×512×2048 at 70%: 33.0 → 27.5 µs; 4096×1024×4096 at 90%: 159 → 140 µs); at
     N <= 64 it was 4-24% slower than the best plain loop (a second A tile in registers: fewer
     programs an SM where the loads were already spread over many), so it is offered at N > 64 only.
+    ncu on 512×512×2048 (d59c1c7/ncu_wide.txt): one 4-warp program an SM (6% occupancy), no warp
+    eligible in 71-81% of cycles, 12-13.6 µs against cuBLAS's 5.9; of the grid tried next
+    (cc9bdb5/probe_prefetch_grid.json: 8 warps, 2 stages, forced splits, 256-deep steps), 64×256×128
+    with 8 warps and 2 stages was the best on the 512-row shapes (512×512×2048: 14.8 → 13.3 µs), and
+    the 128×128×128 and unsplit plain 64×128×128 forms never were, so they are no longer offered.
 
     fp32 (any N, ``method="bitmap"`` only) multiplies in three TF32 products
     (``tl.dot(input_precision="tf32x3")``: each operand split into a TF32 head and a TF32 tail,
@@ -660,9 +665,9 @@ def bitmap_candidates(n: int, dtype: torch.dtype = torch.bfloat16) -> list[SpmmC
         return cands + ([_b(64, 32, 256, 8, 3)] if n > 128 else [])
     bn = max(16, 1 << max(0, (n - 1).bit_length()))
     if n > 64:
-        return [_b(64, 128, 128, 4, 3, 1, prefetch=True), _b(64, 128, 256, 8, 3, prefetch=True), _b(64, 128, 128, 4, 3),
-                _b(64, 128, 128, 4, 3, 1), _b(128, 128, 128, 8, 3), _b(64, 64, 128, 4, 4, prefetch=True),
-                _b(64, 64, 128, 4, 4), _b(64, 128, 128, 4, 3, coalesce=True)]
+        return [_b(64, 128, 128, 4, 3, 1, prefetch=True), _b(64, 128, 256, 8, 3, prefetch=True), _b(64, 256, 128, 8, 2, 1),
+                _b(64, 128, 128, 4, 3), _b(64, 64, 128, 4, 4, prefetch=True), _b(64, 64, 128, 4, 4),
+                _b(64, 128, 128, 4, 3, coalesce=True)]
     if n > 32:
         return [_b(64, 128, bn, 4, 3, coalesce=True), _b(64, 256, bn, 4, 3, coalesce=True), _b(64, 256, bn, 4, 3),
                 _b(64, 256, bn, 8, 3, 1)]
