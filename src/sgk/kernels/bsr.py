@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import MAX_GRID_YZ, batch_stride, cdiv, next_power_of_2
+from ._common import MAX_GRID_YZ, batch_stride, cdiv, dot_precision, mma, next_power_of_2
 from ._launch import launch
 from ._tuning import BucketTuner, exact_cache, pow2_bucket, remember
 
@@ -85,7 +85,7 @@ def _bsr_spmm_kernel(
             bt = tl.load(b_ptrs)
         else:
             bt = tl.load(b_ptrs, mask=mask_n[None, :], other=0.0)
-        acc = tl.dot(a, bt, acc, input_precision=INPUT_PRECISION)
+        acc = mma(a, bt, acc, INPUT_PRECISION)
     c_rows = (brow.to(tl.int64) * BS + offs_r)[:, None] * stride_cm
     c_ptrs = c_ptr + pid_b * stride_cb + c_rows + offs_n.to(tl.int64)[None, :] * stride_cn
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=mask_n[None, :])
@@ -133,7 +133,7 @@ def _bsr_sddmm_kernel(
             mask_d = (d0 + offs_d0) < d
             xt = tl.load(x_rows + offs_d[None, :] * stride_xd, mask=mask_d[None, :], other=0.0)
             yt = tl.load(y_rows + offs_d[None, :] * stride_yd, mask=mask_d[None, :], other=0.0)
-        acc = tl.dot(xt, tl.trans(yt), acc, input_precision=INPUT_PRECISION)
+        acc = mma(xt, tl.trans(yt), acc, INPUT_PRECISION)
     out_ptrs = out_ptr + pid_b * stride_ob + p * (BS * BS) + offs_r[:, None] * BS + offs_r[None, :]
     tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty))
 
@@ -150,10 +150,6 @@ class BsrSddmmConfig:
     block_d: int
     num_warps: int
     num_stages: int
-
-
-def _input_precision(dtype: torch.dtype) -> str:
-    return "tf32" if dtype == torch.float32 else "ieee"
 
 
 _SMEM_BUDGET = 160 * 1024
@@ -250,7 +246,7 @@ def _launch_spmm(cfg: BsrSpmmConfig, row_offsets, column_indices, row_swizzle, b
     if grid_n > MAX_GRID_YZ:
         raise ValueError(f"bsr_spmm(): n = {n} needs {grid_n} column tiles, more than the {MAX_GRID_YZ} a launch allows")
     constexprs = {"BS": bs, "BLOCK_N": cfg.block_n, "HAS_PERM": block_perm is not None, "EVEN_N": n % cfg.block_n == 0,
-                  "INPUT_PRECISION": _input_precision(b.dtype)}
+                  "INPUT_PRECISION": dot_precision(b, "tf32")}
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
         args = (
@@ -313,7 +309,7 @@ def _launch_sddmm(cfg: BsrSddmmConfig, row_indices, column_indices, x, y, out) -
     d = x.shape[-1]
     stride_xb = batch_stride(x, 2)
     stride_yb = batch_stride(y, 2)
-    constexprs = {"BS": bs, "BLOCK_D": cfg.block_d, "EVEN_D": d % cfg.block_d == 0, "INPUT_PRECISION": _input_precision(x.dtype)}
+    constexprs = {"BS": bs, "BLOCK_D": cfg.block_d, "EVEN_D": d % cfg.block_d == 0, "INPUT_PRECISION": dot_precision(x, "tf32")}
     for b0 in range(0, batch, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, batch - b0)
         args = (

@@ -55,7 +55,7 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
-from ._common import MAX_GRID_YZ, batch_stride, cdiv
+from ._common import MAX_GRID_YZ, batch_stride, cdiv, dot_precision, mma
 from ._launch import launch
 from ._tuning import BucketTuner, capturing, exact_cache, pow2_bucket, remember
 
@@ -468,7 +468,7 @@ def _spmm_bitmap_kernel(
     SPLIT: tl.constexpr,  # K split over program axis 1: the tile's last program to finish sums the partials
     HW_POPC: tl.constexpr,  # the GPU's popc (False under the interpreter)
     COALESCE: tl.constexpr = False,  # value loads laid out along each word's bits (see _bitmap_values)
-    INPUT_PRECISION: tl.constexpr = "ieee",  # fp32 operands: "tf32x3" (three TF32 products, fp32-accurate)
+    INPUT_PRECISION: tl.constexpr = "ieee",  # fp32: "tf32x3" (three TF32 products, fp32-accurate); see _common.mma
     PREFETCH: tl.constexpr = False,  # A's loads one step (values) and two steps (words) ahead, in registers
 ):
     pid_m = tl.program_id(0)
@@ -520,7 +520,7 @@ def _spmm_bitmap_kernel(
             bt = tl.load(b_ptrs)
         else:
             bt = tl.load(b_ptrs, mask=(kk < k)[:, None] & mask_n[None, :], other=0.0)
-        acc = tl.dot(a, bt, acc, input_precision=INPUT_PRECISION)
+        acc = mma(a, bt, acc, INPUT_PRECISION)
     if SPLIT:
         # Serial split-K in one launch: each program stores its partial sum, then counts itself in;
         # the tile's last to arrive adds the partials in split order (bitwise reproducible), writes
@@ -1096,7 +1096,7 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_K": k % cfg.block_k == 0,
                   "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT": split > 1,
                   "HW_POPC": b.is_cuda, "COALESCE": cfg.coalesce,
-                  "INPUT_PRECISION": "tf32x3" if b.dtype == torch.float32 else "ieee", "PREFETCH": cfg.prefetch}
+                  "INPUT_PRECISION": dot_precision(b, "tf32x3"), "PREFETCH": cfg.prefetch}
     prepare = (2, 3, 4, 5, 6, 7) if record is not None and bias is None and split == 1 and len(chunks) == 1 else None
     for nb, v, bb, bi, cc in chunks:
         rec = launch(_spmm_bitmap_kernel, (cdiv(m, cfg.rows), grid_1, nb),
