@@ -63,3 +63,17 @@ def block_sparse_problems(seed: int, sparsities=(0.9, 0.5), size: int = 4096, n:
         b = torch.randn(size, n, generator=g).cuda().bfloat16()
         w = a.to_dense()
         yield sparsity, a, b, w, w.double() @ b.double()
+
+
+def bitmap_problem(m: int, k: int, n: int, sparsity: float, dtype, device: str):
+    """A DLMC-sized SpMM problem for the bitmap-kernel probes, seeded by its shape: (A as a
+    CSRMatrix with its bitmap built, B, the float64 reference A·B, A dense for cuBLAS)."""
+    import torch
+
+    import sgk
+
+    g = torch.Generator().manual_seed(m * 7 + k * 3 + n + int(sparsity * 100))
+    a = sgk.CSRMatrix.random(m, k, sparsity, dtype=dtype, generator=g).to(device)
+    b = torch.randn(k, n, generator=g).to(dtype).to(device)
+    a.topology.prepare(bitmap=True)
+    return a, b, a.to_dense().double() @ b.double(), a.to_dense()

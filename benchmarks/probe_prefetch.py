@@ -107,13 +107,8 @@ def _infer(a, b):
 
 
 def one_problem(rows: list, section: str, m: int, k: int, n: int, sp: float) -> None:
-    g = torch.Generator().manual_seed(m * 7 + k * 3 + n + int(sp * 100))
-    a = sgk.CSRMatrix.random(m, k, sp, dtype=DTYPE, generator=g).to(DEVICE)
-    bmat = torch.randn(k, n, generator=g).to(DTYPE).to(DEVICE)
-    ref = a.to_dense().double() @ bmat.double()
+    a, bmat, ref, dense_a = _probe.bitmap_problem(m, k, n, sp, DTYPE, DEVICE)
     t = a.topology
-    t.prepare(bitmap=True)
-    dense_a = a.to_dense()
     rec = {"section": section, "m": m, "k": k, "n": n, "sparsity": sp, "nnz": a.nnz, "configs": {}}
     rec["cublas_ms"] = bench_graph(lambda: dense_a @ bmat)
     try:

@@ -74,13 +74,8 @@ def section(dtype: torch.dtype):
 
 
 def one_problem(rows: list, dtype: torch.dtype, m: int, k: int, n: int, sp: float) -> None:
-    g = torch.Generator().manual_seed(m * 7 + k * 3 + n + int(sp * 100))
-    a = sgk.CSRMatrix.random(m, k, sp, dtype=dtype, generator=g).to(DEVICE)
-    bmat = torch.randn(k, n, generator=g).to(dtype).to(DEVICE)
-    ref = a.to_dense().double() @ bmat.double()
+    a, bmat, ref, dense_a = _probe.bitmap_problem(m, k, n, sp, dtype, DEVICE)
     t = a.topology
-    t.prepare(bitmap=True)
-    dense_a = a.to_dense()
     rec = {"dtype": str(dtype)[6:], "m": m, "k": k, "n": n, "sparsity": sp, "nnz": a.nnz, "configs": {}}
     rec["cublas_ms"] = bench(lambda: dense_a @ bmat)
     if dtype == torch.float32:
