@@ -47,8 +47,7 @@ WIDE = [(512, 512, 2048, 0.7), (512, 512, 2048, 0.9), (2048, 512, 2048, 0.7), (2
 DECODE = [(8192, 8192, 16, 0.8), (8192, 8192, 64, 0.8), (8192, 8192, 1, 0.8), (4096, 14336, 16, 0.8),
           (14336, 4096, 32, 0.8), (8192, 8192, 16, 0.5)]
 DTYPE = torch.bfloat16
-if DEVICE == "cpu":  # the interpreter gets bf16 tl.dot wrong (shared/DESIGN.md): fp16 there
-    DTYPE = torch.float16
+if DEVICE == "cpu":
     WIDE, DECODE = [(70, 300, 130, 0.7)], [(70, 300, 16, 0.8)]
 
 
@@ -151,7 +150,8 @@ def section(name: str, problems):
 def _summary(r: dict) -> str | None:
     def desc(text):
         c = kspmm.parse_config(text)
-        return f"{c.rows}x{c.block_k}x{c.block_n}w{c.num_warps}s{c.num_stages}k{c.split_k}" if c else "-"
+        flags = ("p" if c.prefetch else "") + ("c" if c.coalesce else "") if c else ""
+        return f"{c.rows}x{c.block_k}x{c.block_n}w{c.num_warps}s{c.num_stages}k{c.split_k}{flags}" if c else "-"
     us = lambda ms: f"{ms * 1e3:7.1f}"  # noqa: E731
     return (f"{r['m']:>5d}x{r['k']:<5d} n={r['n']:<5d} {r['sparsity']:.2f} cuBLAS {us(r['cublas_ms'])} "
             f"auto {us(r['auto_ms'])} plain {us(r['best_plain_ms'])} {desc(r['best_plain']):18s} "

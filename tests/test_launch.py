@@ -163,6 +163,25 @@ def test_direct_launch_path_with_fakes(monkeypatch):
         _launch.set_fast_launch(True)
 
 
+def test_launch_refuses_constexprs_out_of_declaration_order():
+    """The direct call passes the constexprs positionally, so launch() refuses, before the first
+    launch, constexprs in another order than the kernel declares them or one left to its default
+    (either would have lost the direct launch and every plan's record, silently)."""
+
+    class TwoConstexprs(_FakeJit):
+        arg_names = ["x_ptr", "n", "BLOCK", "EVEN"]
+
+    x = torch.zeros(8)
+    for constexprs in ({"EVEN": True, "BLOCK": 32}, {"BLOCK": 32}):
+        fn = TwoConstexprs()
+        with pytest.raises(TypeError, match=r"launch\(\): .*declares the constexprs \['BLOCK', 'EVEN'\]"):
+            _launch.launch(fn, (1, 1, 1), (x, 5), constexprs, 4, 1)
+        assert fn.jit_calls == 0
+    fn = TwoConstexprs()
+    _launch.launch(fn, (1, 1, 1), (x, 5), {"BLOCK": 32, "EVEN": True}, 4, 1)
+    assert fn.jit_calls == 1
+
+
 def test_prepared_launch_with_fakes(monkeypatch):
     """launch(prepare=...) returns a record that repeats the launch with new tensors' addresses
     written in; it refuses (and launches nothing) for an address of another residue mod 16, once a

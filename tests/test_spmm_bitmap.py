@@ -126,10 +126,10 @@ def test_bitmap_kernel_batched(kernel_device):
     bias = randn(3, 6, g=g, dtype=dtype, device=kernel_device)
     expected = a.to_dense().double() @ b.double() + bias.double()[..., None]
     t = a.topology
-    for split in (1, 2):
-        cfg = kmod.SpmmConfig(64, 32, 16, 4, 1, "bitmap", split)
+    for split, prefetch in ((1, False), (2, False), (1, True), (2, True)):
+        cfg = kmod.SpmmConfig(64, 32, 16, 4, 1, "bitmap", split, prefetch=prefetch)
         c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, False, config=cfg, bitmap=t.bitmap)
-        assert_close(c, expected, dtype, 64, msg=f"split {split}:")
+        assert_close(c, expected, dtype, 64, msg=f"split {split} prefetch {prefetch}:")
 
 
 @pytest.mark.parametrize("layout", ["transposed", "column-slice"])
@@ -380,8 +380,9 @@ def test_gpu_bitmap_every_config(dtype):
 @pytest.mark.parametrize("method", ["auto", "bitmap"])
 def test_gpu_wide_n(method, dtype):
     """sgk.spmm at a DLMC Transformer shape (512×2048 at 70%, N = 2048), against float64: ``auto``
-    (in bf16 the tuner times the bitmap kernel beside the gather kernels; its plan repeats the
-    recorded launch on the second call, with a new B) and ``bitmap`` (fp32: three TF32 products)."""
+    (in bf16 the tuner times the bitmap kernel beside the gather kernels; the second call, with a
+    new B, goes through the plan: its recorded launch where the choice is unsplit) and ``bitmap``
+    (fp32: three TF32 products)."""
     g = gen(221)
     a = sgk.CSRMatrix.random(512, 2048, 0.7, dtype=dtype, generator=g).to("cuda")
     dense = a.to_dense().double()

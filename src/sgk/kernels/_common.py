@@ -1,6 +1,8 @@
 """Small helpers shared by the kernel launchers, and the tensor-core product the kernels share."""
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -33,13 +35,19 @@ UPCAST = "upcast"
 operands are widened to fp32 first. Never chosen for CUDA tensors: the GPU code is unchanged."""
 
 
+_INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+"""Whether the kernels were defined under the interpreter (Triton reads the variable when a kernel
+is decorated, at import)."""
+
+
 def dot_precision(t: torch.Tensor, fp32: str) -> str:
     """``INPUT_PRECISION`` for a kernel's ``tl.dot`` over operands of ``t``'s dtype: ``fp32`` for
-    fp32 ("tf32", "tf32x3" or "ieee"), :data:`UPCAST` for bf16 on the CPU (only the interpreter runs
-    kernels there), "ieee" otherwise."""
+    fp32 ("tf32", "tf32x3" or "ieee"), :data:`UPCAST` for bf16 under the interpreter (on the CPU,
+    where only the interpreter runs kernels, or with ``TRITON_INTERPRET=1`` at import), "ieee"
+    otherwise."""
     if t.dtype == torch.float32:
         return fp32
-    return UPCAST if t.dtype == torch.bfloat16 and not t.is_cuda else "ieee"
+    return UPCAST if t.dtype == torch.bfloat16 and (_INTERPRETED or not t.is_cuda) else "ieee"
 
 
 @triton.jit

@@ -143,7 +143,8 @@ def _direct_entry(kernel: Any) -> tuple | None:
 def launch(fn, grid: tuple[int, int, int], args: tuple, constexprs: dict[str, Any], num_warps: int, num_stages: int,
            prepare: tuple[int, ...] | None = None) -> Prepared | None:
     """Launch ``fn[grid](*args, **constexprs, num_warps=..., num_stages=...)``; ``args`` are the
-    runtime arguments in declaration order and the constexprs are declared after them. All tensor
+    runtime arguments in declaration order and ``constexprs`` every constexpr the kernel declares
+    after them, in that order, defaults included (a ``TypeError`` otherwise). All tensor
     arguments are on one CUDA device (the ops layer checks that).
 
     ``prepare``: positions in ``args`` of tensors that a repeat of this launch will replace; then
