@@ -70,17 +70,15 @@ def bench_graph(fn) -> float:
 
 
 def wide_configs(n: int) -> list[kspmm.SpmmConfig]:
+    """The library's bitmap candidates and a few neighbours, each plain and prefetched."""
+    b = kspmm._b
     if n <= 64:
-        base = kspmm.bitmap_candidates(n) + [kspmm._b(64, 64, max(16, 1 << (n - 1).bit_length()), 4, 3),
-                                             kspmm._b(64, 128, max(16, 1 << (n - 1).bit_length()), 8, 3)]
+        bn = max(16, 1 << (n - 1).bit_length())
+        extra = [b(64, 64, bn, 4, 3), b(64, 128, bn, 8, 3)]
     else:
-        base = kspmm.bitmap_candidates(n) + [kspmm._b(64, 64, 128, 4, 3), kspmm._b(64, 64, 256, 8, 3),
-                                             kspmm._b(128, 64, 128, 8, 3), kspmm._b(64, 128, 256, 8, 3)]
-    base = [c for c in base if not c.prefetch]
-    both = []
-    for c in dict.fromkeys(base):
-        both += [c, dataclasses.replace(c, prefetch=True)]
-    return list(dict.fromkeys(both))
+        extra = [b(64, 64, 128, 4, 3), b(64, 64, 256, 8, 3), b(128, 64, 128, 8, 3), b(64, 128, 256, 8, 3)]
+    plain = dict.fromkeys(c for c in kspmm.bitmap_candidates(n) + extra if not c.prefetch)
+    return [form for c in plain for form in (c, dataclasses.replace(c, prefetch=True))]
 
 
 GRID = [(512, 512, 2048, 0.7), (512, 512, 2048, 0.9), (2048, 512, 2048, 0.7), (512, 2048, 2048, 0.7),
