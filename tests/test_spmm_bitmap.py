@@ -435,6 +435,52 @@ def test_gpu_split_reproducible_and_across_streams():
 
 
 @pytest.mark.gpu
+def test_gpu_plan_repeats_a_split_launch(monkeypatch):
+    """SpmmPlan repeats a split bitmap launch with the launching stream's buffers: bit for bit
+    equal and right over repeats with fresh operands, on a second stream (its own buffers, grown
+    there), and inside a CUDA-graph capture (buffers from the graph's pool), the arrival counts
+    left at zero."""
+    from sgk.kernels import spmm as kmod
+
+    cfg = kmod.SpmmConfig(64, 64, 32, 4, 3, "bitmap", 7)
+    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: cfg)
+    kmod._CHOSEN.clear()
+    full = []
+    real = kmod.spmm
+    monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
+    g = gen(223)
+    a = sgk.CSRMatrix.random(2000, 6000, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    t = a.topology
+    plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap)
+    dense = a.to_dense().double()
+    b = randn(6000, 32, g=g, dtype=torch.bfloat16, device="cuda")
+    first = plan(a.values, b)
+    assert plan._state is not None and plan._state[4] is not None and len(full) == 1
+    assert_close(first, dense @ b.double(), torch.bfloat16, t.max_row_length)
+    for _ in range(10):
+        assert torch.equal(plan(a.values, b), first)
+    b2 = randn(6000, 32, g=g, dtype=torch.bfloat16, device="cuda")
+    assert_close(plan(a.values, b2), dense @ b2.double(), torch.bfloat16, t.max_row_length)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        other = plan(a.values, b)
+    torch.cuda.current_stream().wait_stream(side)
+    assert torch.equal(other, first) and len(full) == 1
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = plan(a.values, b)
+    for _ in range(3):
+        b.copy_(randn(6000, 32, g=g, dtype=torch.bfloat16, device="cuda"))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert_close(out, dense @ b.double(), torch.bfloat16, t.max_row_length)
+    assert len(full) == 1
+    torch.cuda.synchronize()
+    assert all(not arrivals.any() for _, arrivals in kmod._SPLIT_BUFFERS.values())
+
+
+@pytest.mark.gpu
 def test_gpu_split_in_a_cuda_graph(monkeypatch):
     """A split launch captured in a CUDA graph replays right with new operands, whether or not an
     eager launch cached buffers first (a capture takes its own from the graph's pool)."""
