@@ -467,6 +467,19 @@ def test_gpu_plan_repeats_a_split_launch(monkeypatch):
         other = plan(a.values, b)
     torch.cuda.current_stream().wait_stream(side)
     assert torch.equal(other, first) and len(full) == 1
+    assert (torch.device("cuda", torch.cuda.current_device()), side.cuda_stream) in kmod._SPLIT_BUFFERS
+    # two streams replaying at once, without a synchronisation between them: each its own buffers
+    streams = [torch.cuda.Stream() for _ in range(2)]
+    outs = []
+    for s in streams:
+        s.wait_stream(torch.cuda.current_stream())
+    for _ in range(5):
+        for s in streams:
+            with torch.cuda.stream(s):
+                outs.append(plan(a.values, b))
+    for s in streams:
+        torch.cuda.current_stream().wait_stream(s)
+    assert all(torch.equal(o, first) for o in outs) and len(full) == 1
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         out = plan(a.values, b)
@@ -478,6 +491,30 @@ def test_gpu_plan_repeats_a_split_launch(monkeypatch):
     assert len(full) == 1
     torch.cuda.synchronize()
     assert all(not arrivals.any() for _, arrivals in kmod._SPLIT_BUFFERS.values())
+
+
+@pytest.mark.gpu
+def test_gpu_plan_split_configuration_run_unsplit(monkeypatch):
+    """A split bitmap configuration whose partial sums would exceed the buffer limit runs unsplit;
+    the plan then records and repeats it as an unsplit launch (no buffers), right every time."""
+    from sgk.kernels import spmm as kmod
+
+    cfg = kmod.SpmmConfig(64, 64, 32, 4, 3, "bitmap", 7)
+    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: cfg)
+    monkeypatch.setattr(kmod, "_MAX_PARTIALS", 1)
+    kmod._CHOSEN.clear()
+    full = []
+    real = kmod.spmm
+    monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
+    g = gen(224)
+    a = sgk.CSRMatrix.random(500, 3000, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    t = a.topology
+    plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap)
+    dense = a.to_dense().double()
+    for _ in range(4):
+        b = randn(3000, 32, g=g, dtype=torch.bfloat16, device="cuda")
+        assert_close(plan(a.values, b), dense @ b.double(), torch.bfloat16, t.max_row_length)
+    assert plan._state is not None and plan._state[4] is None and len(full) == 1
 
 
 @pytest.mark.gpu
