@@ -434,12 +434,9 @@ def test_gpu_split_reproducible_and_across_streams():
     assert all(not arrivals.any() for _, arrivals in kmod._SPLIT_BUFFERS.values())
 
 
-@pytest.mark.gpu
-def test_gpu_plan_repeats_a_split_launch(monkeypatch):
-    """SpmmPlan repeats a split bitmap launch with the launching stream's buffers: bit for bit
-    equal and right over repeats with fresh operands, on a second stream (its own buffers, grown
-    there), and inside a CUDA-graph capture (buffers from the graph's pool), the arrival counts
-    left at zero."""
+def _split_plan(monkeypatch, m: int, k: int, g):
+    """A bf16 m × k matrix at 80% on the GPU and an SpmmPlan over its topology whose tuner always
+    chooses a bitmap configuration split 7 ways; and the list that counts full-path calls."""
     from sgk.kernels import spmm as kmod
 
     cfg = kmod.SpmmConfig(64, 64, 32, 4, 3, "bitmap", 7)
@@ -448,10 +445,22 @@ def test_gpu_plan_repeats_a_split_launch(monkeypatch):
     full = []
     real = kmod.spmm
     monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
-    g = gen(223)
-    a = sgk.CSRMatrix.random(2000, 6000, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    a = sgk.CSRMatrix.random(m, k, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
     t = a.topology
-    plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap)
+    return a, kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap), full
+
+
+@pytest.mark.gpu
+def test_gpu_plan_repeats_a_split_launch(monkeypatch):
+    """SpmmPlan repeats a split bitmap launch with the launching stream's buffers: bit for bit
+    equal and right over repeats with fresh operands, on a second stream (its own buffers, grown
+    there), and inside a CUDA-graph capture (buffers from the graph's pool), the arrival counts
+    left at zero."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(223)
+    a, plan, full = _split_plan(monkeypatch, 2000, 6000, g)
+    t = a.topology
     dense = a.to_dense().double()
     b = randn(6000, 32, g=g, dtype=torch.bfloat16, device="cuda")
     first = plan(a.values, b)
@@ -499,17 +508,10 @@ def test_gpu_plan_split_configuration_run_unsplit(monkeypatch):
     the plan then records and repeats it as an unsplit launch (no buffers), right every time."""
     from sgk.kernels import spmm as kmod
 
-    cfg = kmod.SpmmConfig(64, 64, 32, 4, 3, "bitmap", 7)
-    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: cfg)
     monkeypatch.setattr(kmod, "_MAX_PARTIALS", 1)
-    kmod._CHOSEN.clear()
-    full = []
-    real = kmod.spmm
-    monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
     g = gen(224)
-    a = sgk.CSRMatrix.random(500, 3000, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    a, plan, full = _split_plan(monkeypatch, 500, 3000, g)
     t = a.topology
-    plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap)
     dense = a.to_dense().double()
     for _ in range(4):
         b = randn(3000, 32, g=g, dtype=torch.bfloat16, device="cuda")
