@@ -263,7 +263,7 @@ def test_spmm_plan_falls_back_without_a_record(kernel_device, monkeypatch):
     assert len(seen) == 1 and len(seen[0]) == 2  # the configuration, the launch's record (None on the CPU)
     assert (plan._state is not None) == (kernel_device.type == "cuda")
     plan._state = (Refuses(), torch.are_deterministic_algorithms_enabled(), ((12, 16), b.dtype, b.device),
-                   kmod.SpmmConfig(2, 8, 16, 1))
+                   kmod.SpmmConfig(2, 8, 16, 1), None)
     torch.testing.assert_close(plan(a.values, b), ref)
     assert len(seen) == 2
     if kernel_device.type == "cuda":
@@ -291,7 +291,7 @@ def test_spmm_plan_split_record_zeroes_and_casts():
     for dtype in (torch.float32, torch.bfloat16):
         plan = kmod.SpmmPlan(None, None, None)
         rec, cfg = Adds(), kmod.SpmmConfig(2, 8, 16, 1, 1, "1d", 2)
-        plan._state = (rec, torch.are_deterministic_algorithms_enabled(), ((3, 4), dtype, torch.device("cpu")), cfg)
+        plan._state = (rec, torch.are_deterministic_algorithms_enabled(), ((3, 4), dtype, torch.device("cpu")), cfg, None)
         c = plan(torch.zeros(5), torch.zeros(6, 4))
         assert c.dtype == dtype and c.shape == (3, 4) and torch.all(c == 1.5)
         assert (c is rec.seen[0]) == (dtype == torch.float32)
@@ -300,9 +300,11 @@ def test_spmm_plan_split_record_zeroes_and_casts():
 
 def test_spmm_plan_keeps_what_the_full_path_recorded(monkeypatch):
     """The plan's state comes from the full path's record list (configuration, then the launch's
-    record): the next call is served by that record (a gather launch's four tensors, an unsplit
-    bitmap launch's six); a record-less result (an empty list, or a split bitmap launch's
-    configuration alone, which is all the full path gives for it) leaves the plan on the full path."""
+    record, and for a split bitmap launch its buffers' sizes): the next call is served by that
+    record (a gather launch's four tensors, an unsplit bitmap launch's six with C in the last four,
+    a split one's with C in the bias and C slots and the stream's partial sums and arrival counts,
+    of the recorded sizes, in the last two); a record-less result (an empty list, or a configuration
+    alone) leaves the plan on the full path."""
     from sgk.kernels import spmm as kmod
 
     class Serves:
@@ -322,10 +324,20 @@ def test_spmm_plan_keeps_what_the_full_path_recorded(monkeypatch):
         record.extend(recorded)
         return torch.zeros(3, 4)
 
+    class ServesSplit(Serves):
+        def run(self, tensors):
+            values, b, bias, c, partials, arrivals = tensors
+            assert bias is c and partials.dtype == torch.float32 and arrivals.dtype == torch.int32
+            assert partials.numel() >= 640 and arrivals.numel() >= 5 and torch.all(arrivals == 0)
+            self.calls += 1
+            return True
+
     monkeypatch.setattr(kmod, "spmm", fake)
     bitmap_rec = Serves(width=6)  # an unsplit bitmap launch: C also in the bias, partials and arrivals slots
+    split_rec = ServesSplit(width=6)
+    split_cfg = kmod.SpmmConfig(64, 128, 16, 4, 3, "bitmap", 2)
     for rec, recorded, served in ((rec, [cfg, rec], True), (bitmap_rec, [kmod.SpmmConfig(64, 128, 16, 4, 3, "bitmap", 0), bitmap_rec], True),
-                                  (rec, [kmod.SpmmConfig(64, 128, 16, 4, 3, "bitmap", 2)], False), (rec, [], False)):
+                                  (split_rec, [split_cfg, split_rec, (640, 5)], True), (rec, [split_cfg], False), (rec, [], False)):
         plan = kmod.SpmmPlan(None, None, None)
         before, runs = len(full), rec.calls
         plan(torch.zeros(5), torch.zeros(6, 4))

@@ -434,6 +434,91 @@ def test_gpu_split_reproducible_and_across_streams():
     assert all(not arrivals.any() for _, arrivals in kmod._SPLIT_BUFFERS.values())
 
 
+def _split_plan(monkeypatch, m: int, k: int, g):
+    """A bf16 m × k matrix at 80% on the GPU and an SpmmPlan over its topology whose tuner always
+    chooses a bitmap configuration split 7 ways; and the list that counts full-path calls."""
+    from sgk.kernels import spmm as kmod
+
+    cfg = kmod.SpmmConfig(64, 64, 32, 4, 3, "bitmap", 7)
+    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: cfg)
+    kmod._CHOSEN.clear()
+    full = []
+    real = kmod.spmm
+    monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
+    a = sgk.CSRMatrix.random(m, k, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    t = a.topology
+    return a, kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap), full
+
+
+@pytest.mark.gpu
+def test_gpu_plan_repeats_a_split_launch(monkeypatch):
+    """SpmmPlan repeats a split bitmap launch with the launching stream's buffers: bit for bit
+    equal and right over repeats with fresh operands, on a second stream (its own buffers, grown
+    there), and inside a CUDA-graph capture (buffers from the graph's pool), the arrival counts
+    left at zero."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(223)
+    a, plan, full = _split_plan(monkeypatch, 2000, 6000, g)
+    t = a.topology
+    dense = a.to_dense().double()
+    b = randn(6000, 32, g=g, dtype=torch.bfloat16, device="cuda")
+    first = plan(a.values, b)
+    assert plan._state is not None and plan._state[4] is not None and len(full) == 1
+    assert_close(first, dense @ b.double(), torch.bfloat16, t.max_row_length)
+    for _ in range(10):
+        assert torch.equal(plan(a.values, b), first)
+    b2 = randn(6000, 32, g=g, dtype=torch.bfloat16, device="cuda")
+    assert_close(plan(a.values, b2), dense @ b2.double(), torch.bfloat16, t.max_row_length)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        other = plan(a.values, b)
+    torch.cuda.current_stream().wait_stream(side)
+    assert torch.equal(other, first) and len(full) == 1
+    assert (torch.device("cuda", torch.cuda.current_device()), side.cuda_stream) in kmod._SPLIT_BUFFERS
+    # two streams replaying at once, without a synchronisation between them: each its own buffers
+    streams = [torch.cuda.Stream() for _ in range(2)]
+    outs = []
+    for s in streams:
+        s.wait_stream(torch.cuda.current_stream())
+    for _ in range(5):
+        for s in streams:
+            with torch.cuda.stream(s):
+                outs.append(plan(a.values, b))
+    for s in streams:
+        torch.cuda.current_stream().wait_stream(s)
+    assert all(torch.equal(o, first) for o in outs) and len(full) == 1
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = plan(a.values, b)
+    for _ in range(3):
+        b.copy_(randn(6000, 32, g=g, dtype=torch.bfloat16, device="cuda"))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert_close(out, dense @ b.double(), torch.bfloat16, t.max_row_length)
+    assert len(full) == 1
+    torch.cuda.synchronize()
+    assert all(not arrivals.any() for _, arrivals in kmod._SPLIT_BUFFERS.values())
+
+
+@pytest.mark.gpu
+def test_gpu_plan_split_configuration_run_unsplit(monkeypatch):
+    """A split bitmap configuration whose partial sums would exceed the buffer limit runs unsplit;
+    the plan then records and repeats it as an unsplit launch (no buffers), right every time."""
+    from sgk.kernels import spmm as kmod
+
+    monkeypatch.setattr(kmod, "_MAX_PARTIALS", 1)
+    g = gen(224)
+    a, plan, full = _split_plan(monkeypatch, 500, 3000, g)
+    t = a.topology
+    dense = a.to_dense().double()
+    for _ in range(4):
+        b = randn(3000, 32, g=g, dtype=torch.bfloat16, device="cuda")
+        assert_close(plan(a.values, b), dense @ b.double(), torch.bfloat16, t.max_row_length)
+    assert plan._state is not None and plan._state[4] is None and len(full) == 1
+
+
 @pytest.mark.gpu
 def test_gpu_split_in_a_cuda_graph(monkeypatch):
     """A split launch captured in a CUDA graph replays right with new operands, whether or not an

@@ -641,8 +641,7 @@ def bitmap_candidates(n: int, dtype: torch.dtype = torch.bfloat16) -> list[SpmmC
     H200 probe (benchmarks/results/2026-12-01_h200_533863c/probe_wide.json, 11 configurations on
     8 DLMC-sized shapes at 70/90/98%): 64×128×128 with 4 warps the best or within 10% on most;
     128×128×128 (8 warps) on the larger ones; 64×64×128 with 4 stages at N = 196-3136; the K
-    split the launcher picks slower than none in half the cases (and a split launch is not
-    recorded by :class:`SpmmPlan`), so unsplit forms are offered too. With A's loads prefetched in
+    split the launcher picks slower than none in half the cases, so unsplit forms are offered too. With A's loads prefetched in
     registers (``prefetch``; benchmarks/results/2026-12-01_h200_12e5ef9/probe_prefetch.json, graph
     replay): 1.04-1.20x faster on every wide shape probed, 64×128×256 with 8 warps the best on the
     larger ones (2048×512×2048 at 70%: 33.0 → 27.5 µs; 4096×1024×4096 at 90%: 159 → 140 µs); at
@@ -803,9 +802,9 @@ def spmm(
     (``sgk.spmm(..., method="bitmap")``). ``record``: a list that gets the configuration launched,
     then the launch's
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
-    where the direct launch cannot serve the kernel; nothing for a split bitmap launch, a bias, a
-    split-K launch with ReLU, or a batch that takes more than one launch); it stays empty for an
-    empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
+    where the direct launch cannot serve the kernel; nothing for a bias, a split-K launch with
+    ReLU, or a batch that takes more than one launch), and for a split bitmap launch the sizes
+    (partial sums, tiles) its stream's buffers must have; it stays empty for an empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
     length (-1: unknown), for the tuner's key and candidates (:func:`skew_bucket`).
     """
     m = row_offsets.numel() - 1
@@ -857,8 +856,10 @@ class SpmmPlan:
     only the operands' addresses new (no key, no configuration lookup, no argument walk: on the
     dev CPU 16-31 → ~6 µs of host time a call with the launch stubbed). A split-K configuration
     is repeated as the full path runs it: a zeroed fp32 accumulator (C itself for fp32), the
-    atomic launch, the cast. Every call whose record does not apply takes :func:`spmm` again, and
-    records anew: a split bitmap launch (never recorded), a changed deterministic-algorithms setting,
+    atomic launch, the cast; a split bitmap launch is repeated with the current stream's partial-sum
+    and arrival buffers (:func:`_split_buffers`, as the full path takes them: the record holds
+    their sizes). Every call whose record does not apply takes :func:`spmm` again, and
+    records anew: a changed deterministic-algorithms setting,
     an operand of another alignment, or a launch path or tuner setting changed since
     (:func:`~sgk.kernels._launch.invalidate_prepared`). The caller guarantees the layout: values
     (nnz) and b (k, n) of the recorded shapes, strides, dtype and device."""
@@ -867,17 +868,23 @@ class SpmmPlan:
 
     def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None, max_row: int = -1):
         self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap, max_row)
-        # (record, deterministic setting, (C's shape, dtype, device), config) or None; one tuple,
-        # replaced whole, so that concurrent callers never see parts of two records
+        # (record, deterministic setting, (C's shape, dtype, device), config, split bitmap buffer
+        # sizes or None) or None; one tuple, replaced whole, so that concurrent callers never see
+        # parts of two records
         self._state = None
 
     def __call__(self, values: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         global last_config
         state = self._state
         if state is not None:
-            rec, deterministic, (shape, dtype, device), config = state
+            rec, deterministic, (shape, dtype, device), config, buffers = state
             if deterministic == torch.are_deterministic_algorithms_enabled():
-                if config.split_k > 1 and config.kind != "bitmap":  # (a split bitmap launch is never recorded)
+                if buffers is not None:  # a split bitmap launch: C in the bias and C slots, then this stream's buffers
+                    c = torch.empty(shape, dtype=dtype, device=device)
+                    if rec.run((values, b, c, c) + _split_buffers(device, *buffers)):
+                        last_config = config
+                        return c
+                elif config.split_k > 1 and config.kind != "bitmap":  # (a bitmap split_k > 1 here ran unsplit)
                     acc = torch.zeros(shape, dtype=torch.float32, device=device)
                     if rec.run((values, b, acc, acc)):
                         last_config = config
@@ -891,8 +898,8 @@ class SpmmPlan:
         out: list = []
         deterministic = torch.are_deterministic_algorithms_enabled()
         c = spmm(ro, ci, sw, values, b, column_indices16=ci16, bitmap=bitmap, record=out, max_row=max_row)
-        config, rec = (out + [None, None])[:2]
-        self._state = None if rec is None else (rec, deterministic, (c.shape, c.dtype, c.device), config)
+        config, rec, buffers = (out + [None, None, None])[:3]
+        self._state = None if rec is None else (rec, deterministic, (c.shape, c.dtype, c.device), config, buffers)
         return c
 
 
@@ -1071,9 +1078,11 @@ def _split_buffers(device: torch.device, partials: int, tiles: int):
 
 
 def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c, record: list | None = None) -> None:
-    """``record`` (unbatched, no bias, unsplit): gets the launch's Prepared record, the operands
-    values, b and c (c also in the places of bias, partials and arrivals, unread unsplit) to be
-    replaced. A split launch is not recorded: its buffers belong to a stream and may be regrown."""
+    """``record`` (unbatched, no bias): gets the launch's Prepared record, the operands values, b,
+    bias, c, partials and arrivals to be replaced (c in the bias slot, and unsplit in the partials
+    and arrivals slots too: unread there); split, then also the (partials, tiles) sizes that
+    :func:`_split_buffers` must be asked for, since those buffers belong to the stream that
+    launches and may be regrown between calls."""
     bits, word_offsets = bitmap
     if cfg.block_k % 32 or 256 % cfg.block_k or cfg.block_n < 16:
         # the bitmap's rows are padded to 256 columns: a tile must divide that (and tl.dot needs N >= 16)
@@ -1097,10 +1106,12 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
                   "EVEN_N": n % cfg.block_n == 0, "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT": split > 1,
                   "HW_POPC": b.is_cuda, "COALESCE": cfg.coalesce,
                   "INPUT_PRECISION": dot_precision(b, "tf32x3"), "PREFETCH": cfg.prefetch}
-    prepare = (2, 3, 4, 5, 6, 7) if record is not None and bias is None and split == 1 and len(chunks) == 1 else None
+    prepare = (2, 3, 4, 5, 6, 7) if record is not None and bias is None and len(chunks) == 1 else None
     for nb, v, bb, bi, cc in chunks:
         rec = launch(_spmm_bitmap_kernel, (cdiv(m, cfg.rows), grid_1, nb),
                      (bits, word_offsets, v, bb, bi, cc, partials, arrivals, m, n, k, bits.shape[1], k_tiles, *strides),
                      constexprs, cfg.num_warps, cfg.num_stages, prepare)
         if prepare is not None:
             record.append(rec)
+            if split > 1 and rec is not None:
+                record.append((size, tiles))
