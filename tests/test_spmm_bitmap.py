@@ -115,6 +115,62 @@ def test_dot_precision_widens_bf16_only_off_the_gpu():
         assert dot_precision(torch.zeros(1, dtype=torch.bfloat16, device="cuda"), "tf32") == "ieee"
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_densify_form(kernel_device, dtype):
+    """The densify form (A decoded into a dense scratch, then a dense product): m and k not
+    multiples of its tile, empty rows, one full row, with and without bias and ReLU, batched values
+    against one B and one set of values against a batch of B, against float64."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(225)
+    lengths = [0, 150, 3, 299, 0, 40, 77, 1] * 9 + [12]  # m = 73, k = 299: row 3 is full
+    a = csr_from_lengths(lengths, 299, g, dtype=dtype, device=kernel_device)
+    t = a.topology
+    b = randn(299, 130, g=g, dtype=dtype, device=kernel_device)
+    bias = randn(73, g=g, dtype=dtype, device=kernel_device)
+    dense = a.to_dense().double()
+    slack = bf16_slack(dtype)
+    c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=kmod.DENSIFY, bitmap=t.bitmap)
+    assert c.shape == (73, 130) and c.dtype == dtype
+    assert_close(c, dense @ b.double(), dtype, 299, slack=slack)
+    c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, True, config=kmod.DENSIFY,
+                  bitmap=t.bitmap)
+    assert_close(c, (dense @ b.double() + bias.double()[:, None]).clamp_min(0), dtype, 299, slack=slack)
+    vals = torch.stack([a.values, -a.values, 2 * a.values])
+    bb = randn(3, 299, 130, g=g, dtype=dtype, device=kernel_device)
+    for v, bm, want in ((vals, b[None], torch.stack([dense, -dense, 2 * dense]) @ b.double()),
+                        (a.values[None], bb, dense @ bb.double())):  # (the launcher's batched shapes)
+        c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, v, bm, config=kmod.DENSIFY, bitmap=t.bitmap)
+        assert c.shape == (3, 73, 130)
+        assert_close(c, want, dtype, 299, slack=slack)
+    with pytest.raises(ValueError, match=r"spmm\(\): a densify configuration needs the topology's bitmap"):
+        kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=kmod.DENSIFY)
+
+
+def test_densify_offered_where_allowed(kernel_device, monkeypatch):
+    """The tuner times the densify form for fp16/bf16 at N >= DENSIFY_MIN_N with a scratch within
+    DENSIFY_MAX_BYTES, beside the bitmap candidates, and never otherwise."""
+    from sgk.kernels import spmm as kmod
+
+    assert kmod.densify_allowed(512, 512, 2048, 1, torch.bfloat16)
+    assert not kmod.densify_allowed(512, 512, 64, 1, torch.bfloat16)  # narrow N
+    assert not kmod.densify_allowed(512, 512, 2048, 1, torch.float32)
+    assert not kmod.densify_allowed(8192, 8192, 2048, 1, torch.float16)  # 128 MiB of scratch
+    offered = []
+    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: offered.append(list(cands)) or cands[0])
+    kmod._CHOSEN.clear()
+    g = gen(226)
+    a = sgk.CSRMatrix.random(40, 128, 0.7, dtype=torch.float16, generator=g).to(kernel_device)
+    t = a.topology
+    for n, want in ((130, True), (16, False)):
+        b = randn(128, n, g=g, dtype=torch.float16, device=kernel_device)
+        kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bitmap=t.bitmap)
+        assert (kmod.DENSIFY in offered[-1]) == want
+    kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, randn(128, 130, g=g, dtype=torch.float16,
+              device=kernel_device))
+    assert kmod.DENSIFY not in offered[-1]  # no bitmap: no dense tiles at all
+
+
 def test_bitmap_kernel_batched(kernel_device):
     """A batch of values over one pattern and a batch of B, with batched bias, split and not."""
     from sgk.kernels import spmm as kmod
@@ -404,6 +460,32 @@ def test_gpu_decode_shape(n, method):
     with torch.no_grad():
         c = sgk.spmm(a, b, method=method)
     assert_close(c, a.to_dense().double() @ b.double(), torch.bfloat16, a.topology.max_row_length)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("m, k, n", [(512, 512, 2048), (1000, 700, 300)])
+def test_gpu_densify_form(m, k, n):
+    """The densify form on the GPU (its decode kernel compiled, cuBLAS over the scratch), with bias
+    and ReLU and batched values, and the auto path that may choose it, against float64."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(227)
+    a = sgk.CSRMatrix.random(m, k, 0.7, distribution="skewed", row_cv=0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    t = a.topology
+    t.prepare(bitmap=True)
+    dense = a.to_dense().double()
+    b = randn(k, n, g=g, dtype=torch.bfloat16, device="cuda")
+    bias = randn(m, g=g, dtype=torch.bfloat16, device="cuda")
+    c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, True, config=kmod.DENSIFY,
+                  bitmap=t.bitmap)
+    assert_close(c, (dense @ b.double() + bias.double()[:, None]).clamp_min(0), torch.bfloat16, t.max_row_length)
+    vals = torch.stack([a.values, -a.values])
+    c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, vals, b[None], config=kmod.DENSIFY, bitmap=t.bitmap)
+    assert_close(c, torch.stack([dense, -dense]) @ b.double(), torch.bfloat16, t.max_row_length)
+    with torch.no_grad():
+        for _ in range(2):
+            b = randn(k, n, g=g, dtype=torch.bfloat16, device="cuda")
+            assert_close(sgk.spmm(a, b), dense @ b.double(), torch.bfloat16, t.max_row_length)
 
 
 @pytest.mark.gpu

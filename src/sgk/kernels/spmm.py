@@ -549,11 +549,44 @@ def _spmm_bitmap_kernel(
                     mask_n, HAS_BIAS, RELU, False)
 
 
+@triton.jit
+def _bitmap_densify_kernel(
+    bitmap_ptr,  # int32 (m, kw), as in _spmm_bitmap_kernel
+    word_offsets_ptr,  # int32 (m, kw)
+    values_ptr,
+    out_ptr,  # (batch, m, k): A dense, every element written
+    m,
+    k,
+    kw,
+    stride_vb,
+    stride_ob,
+    stride_om,
+    BLOCK_M: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    HW_POPC: tl.constexpr,
+):
+    """One BLOCK_M × BLOCK_K tile of A, decoded from the bitmap as the bitmap kernel decodes it,
+    stored dense (zeros included) for a dense product."""
+    pid_m = tl.program_id(0)
+    kt = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    row_ok = rows < m
+    words, first = _bitmap_words(bitmap_ptr, word_offsets_ptr, rows.to(tl.int64) * kw, row_ok, kt,
+                                 tl.arange(0, BLOCK_K // 32), BLOCK_K)
+    a = _bitmap_values(words, first, values_ptr + pid_b * stride_vb, 31 - tl.arange(0, 32), HW_POPC, False)
+    a = tl.reshape(a, [BLOCK_M, BLOCK_K])
+    cols = kt * BLOCK_K + tl.arange(0, BLOCK_K)
+    ptrs = out_ptr + pid_b * stride_ob + rows.to(tl.int64)[:, None] * stride_om + cols[None, :]
+    tl.store(ptrs, a, mask=row_ok[:, None] & (cols < k)[None, :])
+
+
 @dataclass(frozen=True)
 class SpmmConfig:
-    """One launch configuration. ``kind`` picks the kernel family ("tile", "1d", "flat" or "bitmap"; for
-    "bitmap", ``rows``/``block_k``/``block_n`` are the BLOCK_M × BLOCK_K tile of A and the N tile,
-    and ``split_k`` 0 lets the launcher choose the K split); for "1d",
+    """One launch configuration. ``kind`` picks the kernel family ("tile", "1d", "flat", "bitmap" or
+    "densify"; for "bitmap", ``rows``/``block_k``/``block_n`` are the BLOCK_M × BLOCK_K tile of A and
+    the N tile, and ``split_k`` 0 lets the launcher choose the K split; for "densify", ``rows`` ×
+    ``block_k`` is the tile the decode kernel writes, and the product is a dense one); for "1d",
     ``block_k`` is the unroll depth of the nonzero loop and ``split_k`` > 1 splits each row's
     nonzeros over that many programs (partial sums added atomically in fp32: not bitwise
     reproducible, so never chosen under ``torch.use_deterministic_algorithms``)."""
@@ -834,12 +867,16 @@ def spmm(
                 _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)
 
             k = b.shape[-2]
+            # the densify form's scratch limit can differ within one bucket: part of the key
+            densify = dense_tiles and densify_allowed(m, k, n, values.shape[0] if values.dim() == 2 else 1, b.dtype)
             key = (*tuning_key(m, n, nnz, batch, b.dtype, skew), compact, dense_tiles and min(pow2_bucket(k), 1 << 16),
-                   bitmap_only)
+                   bitmap_only, densify)
             if bitmap_only:
                 cands = bitmap_candidates(n, b.dtype)
             else:
                 cands = candidates(m, n, nnz, b.dtype, compact, skew) + (bitmap_candidates(n, b.dtype) if dense_tiles else [])
+            if densify:
+                cands = cands + [DENSIFY]
             config = _TUNER.choose(key, cands, run, b.device)
             remember(_CHOSEN, exact, config, b.device)
     global last_config
@@ -898,6 +935,11 @@ class SpmmPlan:
 
 def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16=None,
             bitmap=None, record: list | None = None) -> None:
+    if cfg.kind == "densify":
+        if bitmap is None:
+            raise ValueError("spmm(): a densify configuration needs the topology's bitmap (Topology.bitmap)")
+        _launch_densify(cfg, bitmap, values, b, bias, relu, c)
+        return
     if cfg.kind == "bitmap":
         if bitmap is None:
             raise ValueError("spmm(): a bitmap configuration needs the topology's bitmap (Topology.bitmap)")
@@ -1104,3 +1146,57 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
                      constexprs, cfg.num_warps, cfg.num_stages, prepare)
         if prepare is not None:
             record.append(rec)
+
+
+DENSIFY = SpmmConfig(64, 128, 0, 4, 1, "densify")
+"""The densify form (decode A into a dense scratch, then a dense product): one configuration, its
+decode tile 64 × 128 (the bitmap kernel's)."""
+
+DENSIFY_MIN_N = 128
+"""Narrowest N the densify form is offered at: below, its decode (M·K elements, once) is not spread
+over enough columns, and the bitmap kernel's single pass is the cheaper one."""
+
+DENSIFY_MAX_BYTES = 64 << 20
+"""Largest dense scratch (M·K elements of the values' dtype, times the values' batch) the densify
+form allocates per call (64 MiB); beyond it, it is not offered."""
+
+
+def densify_allowed(m: int, k: int, n: int, batch: int, dtype: torch.dtype) -> bool:
+    """Whether the tuner may time the densify form: fp16/bf16, N >= DENSIFY_MIN_N, a scratch within
+    DENSIFY_MAX_BYTES."""
+    return (dtype in (torch.float16, torch.bfloat16) and n >= DENSIFY_MIN_N
+            and m * k * batch * 2 <= DENSIFY_MAX_BYTES)
+
+
+def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c) -> None:
+    """C = A·B as A decoded into a dense scratch (every element written: one pass over the bitmap and
+    the values, no memset) and a dense product over it (``torch.matmul``: cuBLAS on the GPU, fp32
+    accumulation), then bias and ReLU. The scratch is transient: M·K elements per value batch."""
+    bits, word_offsets = bitmap
+    if cfg.block_k % 32 or 256 % cfg.block_k:
+        raise ValueError(f"spmm(): a densify configuration needs BLOCK_K in (32, 64, 128, 256), got {cfg}")
+    m, k = c.shape[-2], b.shape[-2]
+    batched = values.dim() == 2
+    nv = values.shape[0] if batched else 1
+    dense = torch.empty((nv, m, k) if batched else (m, k), dtype=values.dtype, device=values.device)
+    grid_k = cdiv(k, cfg.block_k)
+    if grid_k > MAX_GRID_YZ:
+        raise ValueError(f"spmm(): k = {k} needs {grid_k} column tiles, more than the {MAX_GRID_YZ} a launch allows")
+    constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "HW_POPC": values.is_cuda}
+    for v0 in range(0, nv, MAX_GRID_YZ):
+        nb = min(MAX_GRID_YZ, nv - v0)
+        v = values[v0] if batched else values
+        out = dense[v0] if batched else dense
+        launch(_bitmap_densify_kernel, (cdiv(m, cfg.rows), grid_k, nb),
+               (bits, word_offsets, v, out, m, k, bits.shape[1], values.stride(0) if batched else 0,
+                m * k, k), constexprs, cfg.num_warps, 1)
+    if bias is None and not relu and c.dtype == b.dtype and c.shape == torch.broadcast_shapes(
+            dense.shape[:-2] + (m, c.shape[-1]), b.shape[:-2] + (m, c.shape[-1])):
+        torch.matmul(dense, b, out=c)
+        return
+    prod = torch.matmul(dense, b)
+    if bias is not None:
+        prod = prod + bias[..., None]
+    if relu:
+        prod = prod.relu_()
+    c.copy_(prod)
