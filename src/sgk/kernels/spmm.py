@@ -1,10 +1,11 @@
 """SpMM kernels: C = A·B for a CSR matrix A (m×k) and dense B (k×n), batched.
 
-Four kernel families share one launcher; the tuner (or the measured heuristic) picks per problem.
+Four kernel families and a two-kernel form share one launcher; the tuner (or the measured
+heuristic) picks per problem.
 The gather families (tile, 1d, flat) take rows in row-swizzle order (longest first), so the ROWS rows of one program are
 consecutive swizzle entries of similar length and the longest rows start first; several short rows
-per program is Triton's form of Sputnik's subwarp tiling. All four accumulate in fp32 and fuse the
-epilogue: bias of the row, ReLU, cast to the output dtype.
+per program is Triton's form of Sputnik's subwarp tiling. All four kernel families accumulate in
+fp32 and fuse the epilogue: bias of the row, ReLU, cast to the output dtype.
 
 * ``tile`` (``_spmm_kernel``): the rows' nonzeros are consumed BLOCK_K at a time as vector loads
   of indices and values; their column indices gather a ROWS×BLOCK_K×BLOCK_N tile of B, which is
@@ -40,6 +41,13 @@ epilogue: bias of the row, ReLU, cast to the output dtype.
   sparsity, not cuBLAS (docs/performance.md); at N > 64 a 128-256-wide column tile spreads the
   decode over that many columns (H200: 1.2-3.5x faster than the gather kernels at 70-90% and
   N >= 196; benchmarks/results/2026-12-01_h200_533863c/probe_wide.json).
+
+* ``densify`` (fp16/bf16 inference at N >= 128, a scratch of at most 64 MiB): the bitmap kernel's
+  decode, once per call instead of once per column tile, writes A dense into a transient scratch,
+  and cuBLAS (``torch.matmul``/``addmm``/``baddbmm``) multiplies over it, the bias added in its
+  epilogue (one rounding), ReLU after. cuBLAS accumulates in fp32, but PyTorch lets it reduce
+  split-K partial sums in half precision by default
+  (``torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction``).
 
 Batch: program axis 2 walks the (flattened) batch; operands that do not vary over the batch have
 batch stride 0. All pointer offsets that can exceed 2**31 are computed in int64.
@@ -836,8 +844,9 @@ def spmm(
     (``sgk.spmm(..., method="bitmap")``). ``record``: a list that gets the configuration launched,
     then the launch's
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
-    where the direct launch cannot serve the kernel; nothing for a split bitmap launch, a bias, a
-    split-K launch with ReLU, or a batch that takes more than one launch); it stays empty for an
+    where the direct launch cannot serve the kernel; nothing for a split bitmap launch, a densify
+    launch (two kernels), a bias, a split-K launch with ReLU, or a batch that takes more than one
+    launch); it stays empty for an
     empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
     length (-1: unknown), for the tuner's key and candidates (:func:`skew_bucket`).
     """
@@ -859,16 +868,20 @@ def spmm(
         if bitmap_only and not dense_tiles:
             raise ValueError("spmm(): the bitmap path needs the topology's bitmap")
         skew = skew_bucket(m, nnz, max_row)
-        exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled(), compact, dense_tiles,
-                 bitmap_only, b.shape[-2] if dense_tiles else None, skew)
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        # the densify form: not with method="bitmap" (the dense-tile kernel only), nor another output
+        # dtype, nor deterministic algorithms (cuBLAS is deterministic only under a workspace setting);
+        # its scratch limit depends on the values' batch, which `batch` alone does not tell: in both keys
+        densify = (dense_tiles and not bitmap_only and c.dtype == b.dtype and not deterministic
+                   and densify_allowed(m, b.shape[-2], n, values.shape[0] if values.dim() == 2 else 1, b.dtype))
+        exact = (m, n, nnz, batch, b.dtype, b.device, deterministic, compact, dense_tiles,
+                 bitmap_only, b.shape[-2] if dense_tiles else None, skew, densify)
         config = _CHOSEN.get(exact)
         if config is None:
             def run(cfg):
                 _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)
 
             k = b.shape[-2]
-            # the densify form's scratch limit can differ within one bucket: part of the key
-            densify = dense_tiles and densify_allowed(m, k, n, values.shape[0] if values.dim() == 2 else 1, b.dtype)
             key = (*tuning_key(m, n, nnz, batch, b.dtype, skew), compact, dense_tiles and min(pow2_bucket(k), 1 << 16),
                    bitmap_only, densify)
             if bitmap_only:
@@ -1039,10 +1052,13 @@ def traffic_bytes(cfg: SpmmConfig | None, m: int, k: int, n: int, nnz: int, elem
     """Bytes a launch with ``cfg`` must move at least: A in the form its kernel reads — values
     and 16-bit (``compact``) or 32-bit column indices, row offsets and swizzle; or, for "bitmap",
     values and the bitmap's two int32 words per 32 columns of each row (rows padded to 256
-    columns) — B read once and C written once. ``cfg`` None: the 32-bit CSR form."""
+    columns), and for "densify" also its M × K scratch written and read — B read once and C written
+    once. ``cfg`` None: the 32-bit CSR form."""
     b_and_c = (k * n + m * n) * element_bytes
     if cfg is not None and cfg.kind == "bitmap":
         return nnz * element_bytes + m * cdiv(k, 256) * 8 * 8 + b_and_c
+    if cfg is not None and cfg.kind == "densify":  # and the scratch written once and read once
+        return nnz * element_bytes + m * cdiv(k, 256) * 8 * 8 + 2 * m * k * element_bytes + b_and_c
     index = 2 if cfg is not None and cfg.compact else 4
     return nnz * (element_bytes + index) + (m + 1) * 4 + m * 4 + b_and_c
 
@@ -1148,9 +1164,9 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
             record.append(rec)
 
 
-DENSIFY = SpmmConfig(64, 128, 0, 4, 1, "densify")
+DENSIFY = SpmmConfig(16, 128, 0, 4, 1, "densify")
 """The densify form (decode A into a dense scratch, then a dense product): one configuration, its
-decode tile 64 × 128 (the bitmap kernel's)."""
+decode tile 16 × 128 (small, so that a DLMC-sized A, 512 × 512, still spreads over 128 programs)."""
 
 DENSIFY_MIN_N = 128
 """Narrowest N the densify form is offered at: below, its decode (M·K elements, once) is not spread
@@ -1170,18 +1186,19 @@ def densify_allowed(m: int, k: int, n: int, batch: int, dtype: torch.dtype) -> b
 
 def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c) -> None:
     """C = A·B as A decoded into a dense scratch (every element written: one pass over the bitmap and
-    the values, no memset) and a dense product over it (``torch.matmul``: cuBLAS on the GPU, fp32
-    accumulation), then bias and ReLU. The scratch is transient: M·K elements per value batch."""
+    the values, no memset) and a dense product over it (cuBLAS on the GPU), the bias added in the
+    product's epilogue (``addmm``/``baddbmm``: one rounding), then ReLU. The scratch is transient:
+    M·K elements per value batch. Outside autograd (a kernel launcher): ``out=`` products."""
     bits, word_offsets = bitmap
     if cfg.block_k % 32 or 256 % cfg.block_k:
         raise ValueError(f"spmm(): a densify configuration needs BLOCK_K in (32, 64, 128, 256), got {cfg}")
     m, k = c.shape[-2], b.shape[-2]
-    batched = values.dim() == 2
-    nv = values.shape[0] if batched else 1
-    dense = torch.empty((nv, m, k) if batched else (m, k), dtype=values.dtype, device=values.device)
     grid_k = cdiv(k, cfg.block_k)
     if grid_k > MAX_GRID_YZ:
         raise ValueError(f"spmm(): k = {k} needs {grid_k} column tiles, more than the {MAX_GRID_YZ} a launch allows")
+    batched = values.dim() == 2
+    nv = values.shape[0] if batched else 1
+    dense = torch.empty((nv, m, k) if batched else (m, k), dtype=values.dtype, device=values.device)
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "HW_POPC": values.is_cuda}
     for v0 in range(0, nv, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, nv - v0)
@@ -1190,13 +1207,17 @@ def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c) -> None:
         launch(_bitmap_densify_kernel, (cdiv(m, cfg.rows), grid_k, nb),
                (bits, word_offsets, v, out, m, k, bits.shape[1], values.stride(0) if batched else 0,
                 m * k, k), constexprs, cfg.num_warps, 1)
-    if bias is None and not relu and c.dtype == b.dtype and c.shape == torch.broadcast_shapes(
-            dense.shape[:-2] + (m, c.shape[-1]), b.shape[:-2] + (m, c.shape[-1])):
-        torch.matmul(dense, b, out=c)
-        return
-    prod = torch.matmul(dense, b)
-    if bias is not None:
-        prod = prod + bias[..., None]
-    if relu:
-        prod = prod.relu_()
-    c.copy_(prod)
+    with torch.no_grad():
+        target = c if c.dtype == b.dtype else torch.empty(c.shape, dtype=b.dtype, device=c.device)
+        if bias is None:
+            torch.matmul(dense, b, out=target)
+        elif c.dim() == 2:
+            torch.addmm(bias[:, None].expand(m, c.shape[-1]), dense, b, out=target)
+        else:
+            nb = c.shape[0]
+            torch.baddbmm(bias[..., None].expand(c.shape), dense.expand(nb, m, k), b.expand(nb, k, c.shape[-1]),
+                          out=target)
+        if relu:
+            target.relu_()
+        if target is not c:  # another output dtype (a forced configuration only): rounded to b's first
+            c.copy_(target)
