@@ -7,7 +7,8 @@
 # spmm32graph (device time only: calls replayed from a CUDA graph, no host launch overhead),
 # probe (benchmarks/probe_tc.py: bitmap decode grid, L2/DRAM read bandwidth, block-sparse grid,
 # fp32 backward candidates), bsrtma (benchmarks/probe_bsr_tma.py: the persistent TMA block-sparse SpMM),
-# spmmbf16 / spmmfp16 (one dtype of spmm16), wide (benchmarks/probe_wide.py: the bitmap kernel at N > 64).
+# spmmbf16 / spmmfp16 (one dtype of spmm16), wide (benchmarks/probe_wide.py: the bitmap kernel at N > 64),
+# densify (benchmarks/probe_prefetch.py --only densify: the densify form against the bitmap kernel).
 # Everything lands under $OUT.
 #
 # The DLMC steps need ./.dlmc: a copy of shared/dlmc plus the anchors JSON, git-ignored, named in
@@ -35,6 +36,7 @@ for step in "$@"; do
               --out "$OUT/spmm_dlmc_bf16.json" 2>&1 | tail -14 ;;
     spmmfp16) python3 -m sgk bench spmm "${BENCH[@]}" --dtype fp16 --impl sgk,cublas_bf16,cusparse \
               --out "$OUT/spmm_dlmc_fp16.json" 2>&1 | tail -14 ;;
+    densify) python3 benchmarks/probe_prefetch.py --only densify --budget "${DENSIFY_BUDGET:-150}" --out "$OUT/probe_densify.json" 2>&1 | tee "$OUT/probe_densify.log" | sed -n '/== probe_prefetch ==/,$p' ;;
     wide) python3 benchmarks/probe_wide.py --budget "${WIDE_BUDGET:-240}" --out "$OUT/probe_wide.json" 2>&1 | tee "$OUT/probe_wide.log" | sed -n '/== probe_wide ==/,$p' ;;
     spmm16) for dt in bf16 fp16; do python3 -m sgk bench spmm "${BENCH[@]}" --dtype $dt --impl sgk,cublas_bf16,cusparse \
               --out "$OUT/spmm_dlmc_$dt.json" 2>&1 | tail -14; done ;;

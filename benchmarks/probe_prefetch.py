@@ -14,6 +14,10 @@ Prediction (written before the run, 2026-12-01, fifth session): 512×512, N = 20
 90% 158 → ~130 µs; decode 8192², N = 16, 80%: within ±10% (memory-bound, occupancy falls 3 → 1-2
 programs an SM, which the prefetch's loads in flight should make up for).
 
+Section ``densify`` (since the densify branch): the densify form (A decoded into a dense scratch,
+then cuBLAS over it) against the bitmap candidates; its table's "prefetch" columns are the
+densify form. Prediction: 512×512×2048 at 70% 13.3 → ~9-10 µs; 512×512×256 13.2 → ~8 µs.
+
 Every configuration's output is checked against a float64 product before it is timed. Each
 launch is timed as a CUDA-graph replay under ``triton.testing.do_bench`` (its L2 flush between
 replays kept), cuBLAS too, so the host's launch time (20-30 µs a direct launch on this host)
@@ -116,7 +120,11 @@ def one_problem(rows: list, section: str, m: int, k: int, n: int, sp: float) -> 
     except Exception as exc:  # noqa: BLE001 (recorded, not fatal)
         rec["auto_ms"], rec["auto_error"] = math.nan, f"{type(exc).__name__}: {str(exc)[:200]}"
     best = {False: (math.inf, None), True: (math.inf, None)}
-    for cfg in (grid_configs(n) if section == "grid" else wide_configs(n)):
+    if section == "densify":  # the densify form against the bitmap candidates ("prefetch" columns: densify)
+        configs = [kspmm.DENSIFY] + kspmm.bitmap_candidates(n)
+    else:
+        configs = grid_configs(n) if section == "grid" else wide_configs(n)
+    for cfg in configs:
         def run(cfg=cfg):
             return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, bmat, config=cfg, bitmap=t.bitmap)
         try:
@@ -129,8 +137,9 @@ def one_problem(rows: list, section: str, m: int, k: int, n: int, sp: float) -> 
             rec["configs"][str(cfg)] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
             continue
         rec["configs"][str(cfg)] = {"ms": ms, "rel_err": err}
-        if ms < best[cfg.prefetch][0]:
-            best[cfg.prefetch] = (ms, cfg)
+        slot = cfg.kind == "densify" if section == "densify" else cfg.prefetch
+        if ms < best[slot][0]:
+            best[slot] = (ms, cfg)
     rec["best_plain_ms"], rec["best_plain"] = best[False][0], str(best[False][1])
     rec["best_prefetch_ms"], rec["best_prefetch"] = best[True][0], str(best[True][1])
     log(rows, **rec)
@@ -157,7 +166,9 @@ def _summary(r: dict) -> str | None:
             f"gain {r['best_plain_ms'] / r['best_prefetch_ms']:4.2f}x  vs cuBLAS {r['cublas_ms'] / min(r['best_plain_ms'], r['best_prefetch_ms']):4.2f}x")
 
 
-SECTIONS = {"wide": section("wide", WIDE), "decode": section("decode", DECODE), "grid": section("grid", GRID)}
+SECTIONS = {"wide": section("wide", WIDE), "decode": section("decode", DECODE), "grid": section("grid", GRID),
+            "densify": section("densify", GRID + ([(2048, 512, 2048, 0.9), (4096, 1024, 4096, 0.9), (64, 256, 3136, 0.8)]
+                                                  if DEVICE == "cuda" else []))}
 
 
 def main(argv=None) -> int:

@@ -141,6 +141,12 @@ def variants():
                         "HW_POPC": True, "COALESCE": cfg.coalesce,
                         "INPUT_PRECISION": "tf32x3" if dt == "fp32" else "ieee", "PREFETCH": cfg.prefetch},
                        cfg.num_warps, cfg.num_stages)
+        if dt != "fp32":  # the densify form's decode kernel
+            yield (f"spmm-densify decode {dt}", spmm_mod._bitmap_densify_kernel,
+                   {"bitmap_ptr": "*i32", "word_offsets_ptr": "*i32", "values_ptr": PTR[dt], "out_ptr": PTR[dt],
+                    "m": "i32", "k": "i32", "kw": "i32", "stride_vb": "i64", "stride_ob": "i64", "stride_om": "i64"},
+                   {"BLOCK_M": spmm_mod.DENSIFY.rows, "BLOCK_K": spmm_mod.DENSIFY.block_k, "HW_POPC": True},
+                   spmm_mod.DENSIFY.num_warps, 1)
         for d, block_d in ((64, None), (64, 64), (80, 128), (2048, None), (2000, 128)):
             cfg = sddmm_mod.default_config(d, 100.0, DTYPES[dt])
             block_d = block_d or cfg.block_d or 1 << (d - 1).bit_length()

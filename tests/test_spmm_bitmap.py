@@ -115,6 +115,99 @@ def test_dot_precision_widens_bf16_only_off_the_gpu():
         assert dot_precision(torch.zeros(1, dtype=torch.bfloat16, device="cuda"), "tf32") == "ieee"
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_densify_form(kernel_device, dtype):
+    """The densify form (A decoded into a dense scratch, then a dense product): m and k not
+    multiples of its tile, empty rows, one full row, with and without bias and ReLU, batched values
+    against one B and one set of values against a batch of B, against float64."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(225)
+    lengths = [0, 150, 3, 299, 0, 40, 77, 1] * 9 + [12]  # m = 73, k = 299: row 3 is full
+    a = csr_from_lengths(lengths, 299, g, dtype=dtype, device=kernel_device)
+    t = a.topology
+    b = randn(299, 130, g=g, dtype=dtype, device=kernel_device)
+    bias = randn(73, g=g, dtype=dtype, device=kernel_device)
+    dense = a.to_dense().double()
+    slack = bf16_slack(dtype)
+    c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=kmod.DENSIFY, bitmap=t.bitmap)
+    assert c.shape == (73, 130) and c.dtype == dtype
+    assert_close(c, dense @ b.double(), dtype, 299, slack=slack)
+    for bi, relu in ((bias, False), (None, True), (bias, True)):
+        c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bi, relu, config=kmod.DENSIFY,
+                      bitmap=t.bitmap)
+        want = dense @ b.double() + (bi.double()[:, None] if bi is not None else 0)
+        assert_close(c, want.clamp_min(0) if relu else want, dtype, 299, slack=slack, msg=f"bias {bi is not None} relu {relu}:")
+    # another output dtype (a forced configuration: the product is rounded to b's dtype first)
+    c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, out_dtype=torch.float32,
+                  config=kmod.DENSIFY, bitmap=t.bitmap)
+    assert c.dtype == torch.float32
+    assert_close(c, dense @ b.double(), dtype, 299, slack=slack)
+    # batched values with a batched bias (the product's epilogue over the batch)
+    vals = torch.stack([a.values, -a.values])
+    bias2 = randn(2, 73, g=g, dtype=dtype, device=kernel_device)
+    c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, vals, b[None], bias2, True, config=kmod.DENSIFY,
+                  bitmap=t.bitmap)
+    want = (torch.stack([dense, -dense]) @ b.double() + bias2.double()[..., None]).clamp_min(0)
+    assert_close(c, want, dtype, 299, slack=slack)
+    vals = torch.stack([a.values, -a.values, 2 * a.values])
+    bb = randn(3, 299, 130, g=g, dtype=dtype, device=kernel_device)
+    for v, bm, want in ((vals, b[None], torch.stack([dense, -dense, 2 * dense]) @ b.double()),
+                        (a.values[None], bb, dense @ bb.double())):  # (the launcher's batched shapes)
+        c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, v, bm, config=kmod.DENSIFY, bitmap=t.bitmap)
+        assert c.shape == (3, 73, 130)
+        assert_close(c, want, dtype, 299, slack=slack)
+    with pytest.raises(ValueError, match=r"spmm\(\): a densify configuration needs the topology's bitmap"):
+        kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=kmod.DENSIFY)
+
+
+def test_densify_offered_where_allowed(kernel_device, monkeypatch):
+    """The tuner times the densify form for fp16/bf16 at N >= DENSIFY_MIN_N with a scratch within
+    DENSIFY_MAX_BYTES, beside the bitmap candidates, and never otherwise: not at narrow N, not
+    without the bitmap, not for method="bitmap", not under deterministic algorithms, not for
+    another output dtype, not past the scratch limit (which counts the values' batch: two problems
+    of one batch size, one with batched values, are not served by one choice)."""
+    from sgk.kernels import spmm as kmod
+
+    assert kmod.densify_allowed(512, 512, 2048, 1, torch.bfloat16)
+    assert not kmod.densify_allowed(512, 512, 64, 1, torch.bfloat16)  # narrow N
+    assert not kmod.densify_allowed(512, 512, 2048, 1, torch.float32)
+    assert not kmod.densify_allowed(8192, 8192, 2048, 1, torch.float16)  # 128 MiB of scratch
+    offered = []
+    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: offered.append(list(cands)) or cands[0])
+    monkeypatch.setattr(kmod, "_launch", lambda *args, **kwargs: None)  # the offers only: nothing runs
+    kmod._CHOSEN.clear()
+    g = gen(226)
+    a = sgk.CSRMatrix.random(40, 128, 0.7, dtype=torch.float16, generator=g).to(kernel_device)
+    t = a.topology
+    for n, want in ((130, True), (16, False)):
+        b = randn(128, n, g=g, dtype=torch.float16, device=kernel_device)
+        kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bitmap=t.bitmap)
+        assert (kmod.DENSIFY in offered[-1]) == want
+    b = randn(128, 130, g=g, dtype=torch.float16, device=kernel_device)
+    args = (t.row_offsets, t.column_indices, t.row_swizzle)
+    kmod.spmm(*args, a.values, b)
+    assert kmod.DENSIFY not in offered[-1]  # no bitmap: no dense tiles at all
+    kmod.spmm(*args, a.values, b, bitmap=t.bitmap, bitmap_only=True)
+    assert kmod.DENSIFY not in offered[-1]  # method="bitmap": the dense-tile kernel only
+    kmod.spmm(*args, a.values, b, bitmap=t.bitmap, out_dtype=torch.float32)
+    assert kmod.DENSIFY not in offered[-1]
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        kmod.spmm(*args, a.values, b, bitmap=t.bitmap)
+        assert kmod.DENSIFY not in offered[-1]
+    finally:
+        torch.use_deterministic_algorithms(False)
+    # the limit counts the values' batch: values (1, nnz) with 4 B's fit, values (4, nnz) do not
+    monkeypatch.setattr(kmod, "DENSIFY_MAX_BYTES", 40 * 128 * 2 * 2)
+    b4 = randn(4, 128, 130, g=g, dtype=torch.float16, device=kernel_device)
+    before = len(offered)
+    kmod.spmm(*args, a.values[None], b4, bitmap=t.bitmap)
+    assert kmod.DENSIFY in offered[-1]
+    kmod.spmm(*args, a.values.expand(4, -1).contiguous(), b[None], bitmap=t.bitmap)
+    assert len(offered) == before + 2 and kmod.DENSIFY not in offered[-1]
+
+
 def test_bitmap_kernel_batched(kernel_device):
     """A batch of values over one pattern and a batch of B, with batched bias, split and not."""
     from sgk.kernels import spmm as kmod
@@ -404,6 +497,41 @@ def test_gpu_decode_shape(n, method):
     with torch.no_grad():
         c = sgk.spmm(a, b, method=method)
     assert_close(c, a.to_dense().double() @ b.double(), torch.bfloat16, a.topology.max_row_length)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("m, k, n", [(512, 512, 2048), (1000, 700, 300)])
+def test_gpu_densify_form(m, k, n):
+    """The densify form on the GPU (its decode kernel compiled, cuBLAS over the scratch), with bias
+    and ReLU and batched values, and the auto path that may choose it, against float64."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(227)
+    a = sgk.CSRMatrix.random(m, k, 0.7, distribution="skewed", row_cv=0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    t = a.topology
+    t.prepare(bitmap=True)
+    dense = a.to_dense().double()
+    b = randn(k, n, g=g, dtype=torch.bfloat16, device="cuda")
+    bias = randn(m, g=g, dtype=torch.bfloat16, device="cuda")
+    c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, True, config=kmod.DENSIFY,
+                  bitmap=t.bitmap)
+    assert_close(c, (dense @ b.double() + bias.double()[:, None]).clamp_min(0), torch.bfloat16, t.max_row_length)
+    vals = torch.stack([a.values, -a.values])
+    c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, vals, b[None], config=kmod.DENSIFY, bitmap=t.bitmap)
+    assert_close(c, torch.stack([dense, -dense]) @ b.double(), torch.bfloat16, t.max_row_length)
+    offered = []
+    real_choose = kmod._TUNER.choose
+    kmod._CHOSEN.clear()
+    try:
+        kmod._TUNER.choose = lambda key, cands, run, device: offered.append(list(cands)) or real_choose(key, cands, run,
+                                                                                                          device)
+        with torch.no_grad():
+            for _ in range(2):
+                b = randn(k, n, g=g, dtype=torch.bfloat16, device="cuda")
+                assert_close(sgk.spmm(a, b), dense @ b.double(), torch.bfloat16, t.max_row_length)
+    finally:
+        del kmod._TUNER.choose  # the class's method again
+    assert offered and all(kmod.DENSIFY in cands for cands in offered)
 
 
 @pytest.mark.gpu

@@ -1,10 +1,11 @@
 """SpMM kernels: C = A·B for a CSR matrix A (m×k) and dense B (k×n), batched.
 
-Four kernel families share one launcher; the tuner (or the measured heuristic) picks per problem.
+Four kernel families and a two-kernel form share one launcher; the tuner (or the measured
+heuristic) picks per problem.
 The gather families (tile, 1d, flat) take rows in row-swizzle order (longest first), so the ROWS rows of one program are
 consecutive swizzle entries of similar length and the longest rows start first; several short rows
-per program is Triton's form of Sputnik's subwarp tiling. All four accumulate in fp32 and fuse the
-epilogue: bias of the row, ReLU, cast to the output dtype.
+per program is Triton's form of Sputnik's subwarp tiling. All four kernel families accumulate in
+fp32 and fuse the epilogue: bias of the row, ReLU, cast to the output dtype.
 
 * ``tile`` (``_spmm_kernel``): the rows' nonzeros are consumed BLOCK_K at a time as vector loads
   of indices and values; their column indices gather a ROWS×BLOCK_K×BLOCK_N tile of B, which is
@@ -40,6 +41,13 @@ epilogue: bias of the row, ReLU, cast to the output dtype.
   sparsity, not cuBLAS (docs/performance.md); at N > 64 a 128-256-wide column tile spreads the
   decode over that many columns (H200: 1.2-3.5x faster than the gather kernels at 70-90% and
   N >= 196; benchmarks/results/2026-12-01_h200_533863c/probe_wide.json).
+
+* ``densify`` (fp16/bf16 inference at N >= 128, a scratch of at most 64 MiB): the bitmap kernel's
+  decode, once per call instead of once per column tile, writes A dense into a transient scratch,
+  and cuBLAS (``torch.matmul``/``addmm``/``baddbmm``) multiplies over it, the bias added in its
+  epilogue (one rounding), ReLU after. cuBLAS accumulates in fp32, but PyTorch lets it reduce
+  split-K partial sums in half precision by default
+  (``torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction``).
 
 Batch: program axis 2 walks the (flattened) batch; operands that do not vary over the batch have
 batch stride 0. All pointer offsets that can exceed 2**31 are computed in int64.
@@ -549,11 +557,44 @@ def _spmm_bitmap_kernel(
                     mask_n, HAS_BIAS, RELU, False)
 
 
+@triton.jit
+def _bitmap_densify_kernel(
+    bitmap_ptr,  # int32 (m, kw), as in _spmm_bitmap_kernel
+    word_offsets_ptr,  # int32 (m, kw)
+    values_ptr,
+    out_ptr,  # (batch, m, k): A dense, every element written
+    m,
+    k,
+    kw,
+    stride_vb,
+    stride_ob,
+    stride_om,
+    BLOCK_M: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    HW_POPC: tl.constexpr,
+):
+    """One BLOCK_M × BLOCK_K tile of A, decoded from the bitmap as the bitmap kernel decodes it,
+    stored dense (zeros included) for a dense product."""
+    pid_m = tl.program_id(0)
+    kt = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    row_ok = rows < m
+    words, first = _bitmap_words(bitmap_ptr, word_offsets_ptr, rows.to(tl.int64) * kw, row_ok, kt,
+                                 tl.arange(0, BLOCK_K // 32), BLOCK_K)
+    a = _bitmap_values(words, first, values_ptr + pid_b * stride_vb, 31 - tl.arange(0, 32), HW_POPC, False)
+    a = tl.reshape(a, [BLOCK_M, BLOCK_K])
+    cols = kt * BLOCK_K + tl.arange(0, BLOCK_K)
+    ptrs = out_ptr + pid_b * stride_ob + rows.to(tl.int64)[:, None] * stride_om + cols[None, :]
+    tl.store(ptrs, a, mask=row_ok[:, None] & (cols < k)[None, :])
+
+
 @dataclass(frozen=True)
 class SpmmConfig:
-    """One launch configuration. ``kind`` picks the kernel family ("tile", "1d", "flat" or "bitmap"; for
-    "bitmap", ``rows``/``block_k``/``block_n`` are the BLOCK_M × BLOCK_K tile of A and the N tile,
-    and ``split_k`` 0 lets the launcher choose the K split); for "1d",
+    """One launch configuration. ``kind`` picks the kernel family ("tile", "1d", "flat", "bitmap" or
+    "densify"; for "bitmap", ``rows``/``block_k``/``block_n`` are the BLOCK_M × BLOCK_K tile of A and
+    the N tile, and ``split_k`` 0 lets the launcher choose the K split; for "densify", ``rows`` ×
+    ``block_k`` is the tile the decode kernel writes, and the product is a dense one); for "1d",
     ``block_k`` is the unroll depth of the nonzero loop and ``split_k`` > 1 splits each row's
     nonzeros over that many programs (partial sums added atomically in fp32: not bitwise
     reproducible, so never chosen under ``torch.use_deterministic_algorithms``)."""
@@ -802,9 +843,10 @@ def spmm(
     (``sgk.spmm(..., method="bitmap")``). ``record``: a list that gets the configuration launched,
     then the launch's
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
-    where the direct launch cannot serve the kernel; nothing for a bias, a split-K launch with
-    ReLU, or a batch that takes more than one launch), and for a split bitmap launch the sizes
-    (partial sums, tiles) its stream's buffers must have; it stays empty for an empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
+    where the direct launch cannot serve the kernel; nothing for a densify launch (two kernels), a
+    bias, a split-K launch with ReLU, or a batch that takes more than one launch), and for a split
+    bitmap launch the sizes (partial sums, tiles) its stream's buffers must have; it stays empty for
+    an empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
     length (-1: unknown), for the tuner's key and candidates (:func:`skew_bucket`).
     """
     m = row_offsets.numel() - 1
@@ -825,8 +867,14 @@ def spmm(
         if bitmap_only and not dense_tiles:
             raise ValueError("spmm(): the bitmap path needs the topology's bitmap")
         skew = skew_bucket(m, nnz, max_row)
-        exact = (m, n, nnz, batch, b.dtype, b.device, torch.are_deterministic_algorithms_enabled(), compact, dense_tiles,
-                 bitmap_only, b.shape[-2] if dense_tiles else None, skew)
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        # the densify form: not with method="bitmap" (the dense-tile kernel only), nor another output
+        # dtype, nor deterministic algorithms (cuBLAS is deterministic only under a workspace setting);
+        # its scratch limit depends on the values' batch, which `batch` alone does not tell: in both keys
+        densify = (dense_tiles and not bitmap_only and c.dtype == b.dtype and not deterministic
+                   and densify_allowed(m, b.shape[-2], n, values.shape[0] if values.dim() == 2 else 1, b.dtype))
+        exact = (m, n, nnz, batch, b.dtype, b.device, deterministic, compact, dense_tiles,
+                 bitmap_only, b.shape[-2] if dense_tiles else None, skew, densify)
         config = _CHOSEN.get(exact)
         if config is None:
             def run(cfg):
@@ -834,11 +882,13 @@ def spmm(
 
             k = b.shape[-2]
             key = (*tuning_key(m, n, nnz, batch, b.dtype, skew), compact, dense_tiles and min(pow2_bucket(k), 1 << 16),
-                   bitmap_only)
+                   bitmap_only, densify)
             if bitmap_only:
                 cands = bitmap_candidates(n, b.dtype)
             else:
                 cands = candidates(m, n, nnz, b.dtype, compact, skew) + (bitmap_candidates(n, b.dtype) if dense_tiles else [])
+            if densify:
+                cands = cands + [DENSIFY]
             config = _TUNER.choose(key, cands, run, b.device)
             remember(_CHOSEN, exact, config, b.device)
     global last_config
@@ -905,6 +955,11 @@ class SpmmPlan:
 
 def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16=None,
             bitmap=None, record: list | None = None) -> None:
+    if cfg.kind == "densify":
+        if bitmap is None:
+            raise ValueError("spmm(): a densify configuration needs the topology's bitmap (Topology.bitmap)")
+        _launch_densify(cfg, bitmap, values, b, bias, relu, c)
+        return
     if cfg.kind == "bitmap":
         if bitmap is None:
             raise ValueError("spmm(): a bitmap configuration needs the topology's bitmap (Topology.bitmap)")
@@ -1004,10 +1059,13 @@ def traffic_bytes(cfg: SpmmConfig | None, m: int, k: int, n: int, nnz: int, elem
     """Bytes a launch with ``cfg`` must move at least: A in the form its kernel reads — values
     and 16-bit (``compact``) or 32-bit column indices, row offsets and swizzle; or, for "bitmap",
     values and the bitmap's two int32 words per 32 columns of each row (rows padded to 256
-    columns) — B read once and C written once. ``cfg`` None: the 32-bit CSR form."""
+    columns), and for "densify" also its M × K scratch written and read — B read once and C written
+    once. ``cfg`` None: the 32-bit CSR form."""
     b_and_c = (k * n + m * n) * element_bytes
     if cfg is not None and cfg.kind == "bitmap":
         return nnz * element_bytes + m * cdiv(k, 256) * 8 * 8 + b_and_c
+    if cfg is not None and cfg.kind == "densify":  # and the scratch written once and read once
+        return nnz * element_bytes + m * cdiv(k, 256) * 8 * 8 + 2 * m * k * element_bytes + b_and_c
     index = 2 if cfg is not None and cfg.compact else 4
     return nnz * (element_bytes + index) + (m + 1) * 4 + m * 4 + b_and_c
 
@@ -1115,3 +1173,62 @@ def _launch_bitmap(cfg: SpmmConfig, split: int, bitmap, values, b, bias, relu, c
             record.append(rec)
             if split > 1 and rec is not None:
                 record.append((size, tiles))
+
+
+DENSIFY = SpmmConfig(16, 128, 0, 4, 1, "densify")
+"""The densify form (decode A into a dense scratch, then a dense product): one configuration, its
+decode tile 16 × 128 (small, so that a DLMC-sized A, 512 × 512, still spreads over 128 programs)."""
+
+DENSIFY_MIN_N = 128
+"""Narrowest N the densify form is offered at: below, its decode (M·K elements, once) is not spread
+over enough columns, and the bitmap kernel's single pass is the cheaper one."""
+
+DENSIFY_MAX_BYTES = 64 << 20
+"""Largest dense scratch (M·K elements of the values' dtype, times the values' batch) the densify
+form allocates per call (64 MiB); beyond it, it is not offered."""
+
+
+def densify_allowed(m: int, k: int, n: int, batch: int, dtype: torch.dtype) -> bool:
+    """Whether the tuner may time the densify form: fp16/bf16, N >= DENSIFY_MIN_N, a scratch within
+    DENSIFY_MAX_BYTES."""
+    return (dtype in (torch.float16, torch.bfloat16) and n >= DENSIFY_MIN_N
+            and m * k * batch * 2 <= DENSIFY_MAX_BYTES)
+
+
+def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c) -> None:
+    """C = A·B as A decoded into a dense scratch (every element written: one pass over the bitmap and
+    the values, no memset) and a dense product over it (cuBLAS on the GPU), the bias added in the
+    product's epilogue (``addmm``/``baddbmm``: one rounding), then ReLU. The scratch is transient:
+    M·K elements per value batch. Outside autograd (a kernel launcher): ``out=`` products."""
+    bits, word_offsets = bitmap
+    if cfg.block_k % 32 or 256 % cfg.block_k:
+        raise ValueError(f"spmm(): a densify configuration needs BLOCK_K in (32, 64, 128, 256), got {cfg}")
+    m, k = c.shape[-2], b.shape[-2]
+    grid_k = cdiv(k, cfg.block_k)
+    if grid_k > MAX_GRID_YZ:
+        raise ValueError(f"spmm(): k = {k} needs {grid_k} column tiles, more than the {MAX_GRID_YZ} a launch allows")
+    batched = values.dim() == 2
+    nv = values.shape[0] if batched else 1
+    dense = torch.empty((nv, m, k) if batched else (m, k), dtype=values.dtype, device=values.device)
+    constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "HW_POPC": values.is_cuda}
+    for v0 in range(0, nv, MAX_GRID_YZ):
+        nb = min(MAX_GRID_YZ, nv - v0)
+        v = values[v0] if batched else values
+        out = dense[v0] if batched else dense
+        launch(_bitmap_densify_kernel, (cdiv(m, cfg.rows), grid_k, nb),
+               (bits, word_offsets, v, out, m, k, bits.shape[1], values.stride(0) if batched else 0,
+                m * k, k), constexprs, cfg.num_warps, 1)
+    with torch.no_grad():
+        target = c if c.dtype == b.dtype else torch.empty(c.shape, dtype=b.dtype, device=c.device)
+        if bias is None:
+            torch.matmul(dense, b, out=target)
+        elif c.dim() == 2:
+            torch.addmm(bias[:, None].expand(m, c.shape[-1]), dense, b, out=target)
+        else:
+            nb = c.shape[0]
+            torch.baddbmm(bias[..., None].expand(c.shape), dense.expand(nb, m, k), b.expand(nb, k, c.shape[-1]),
+                          out=target)
+        if relu:
+            target.relu_()
+        if target is not c:  # another output dtype (a forced configuration only): rounded to b's first
+            c.copy_(target)

@@ -192,7 +192,9 @@ def spmm(
             ``"auto"``/``"triton"`` the path is chosen per problem: a :class:`~sgk.BSRMatrix`
             takes the block kernels; for a CSRMatrix the tuner times the gather kernels and, for
             fp16/bf16 inference calls (no autograd graph recorded) at density >= 1/32, the bitmap
-            kernel too, and keeps the fastest. Inside ``torch.compile`` or a CUDA-graph capture the
+            kernel too, and at N >= 128 the densify form (A decoded from the bitmap into a
+            transient dense scratch of at most 64 MiB, then cuBLAS over it, the bias in its
+            epilogue; not under deterministic algorithms), and keeps the fastest. Inside ``torch.compile`` or a CUDA-graph capture the
             bitmap is used only if it was built before (building it synchronises with the device).
 
     Returns:
