@@ -647,6 +647,112 @@ def test_gpu_plan_split_configuration_run_unsplit(monkeypatch):
     assert plan._state is not None and plan._state[4] is None and len(full) == 1
 
 
+def test_plan_records_and_repeats_a_densify_launch(kernel_device, monkeypatch):
+    """SpmmPlan over a densify choice: the first call records the decode launch (values and scratch
+    in its slots), later calls repeat it into a fresh scratch and run the dense product, right with
+    fresh operands; a record that does not apply sends the call down the full path again. The
+    record itself is faked (the interpreter makes none); the GPU test runs the real one."""
+    from sgk.kernels import spmm as kmod
+
+    class FakeRecord:  # a Prepared that runs the decode through the real launcher, into the new slots
+        def __init__(self, args, constexprs, num_warps):
+            self.args, self.constexprs, self.num_warps, self.ok = args, constexprs, num_warps, True
+            self.width = 2
+            self.runs = 0
+
+        def run(self, tensors):
+            if not self.ok:
+                return False
+            self.runs += 1
+            args = list(self.args)
+            args[2], args[3] = tensors
+            m = args[4]
+            real_launch(kmod._bitmap_densify_kernel, (kmod.cdiv(m, 16), kmod.cdiv(args[5], 128), 1), tuple(args),
+                        self.constexprs, self.num_warps, 1)
+            return True
+
+    real_launch = kmod.launch
+    records = []
+
+    def launch(fn, grid, args, constexprs, num_warps, num_stages, prepare=None):
+        real_launch(fn, grid, args, constexprs, num_warps, num_stages)
+        if prepare is None:
+            return None
+        assert fn is kmod._bitmap_densify_kernel and prepare == (2, 3)
+        records.append(FakeRecord(args, constexprs, num_warps))
+        return records[-1]
+
+    monkeypatch.setattr(kmod, "launch", launch)
+    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: kmod.DENSIFY)
+    kmod._CHOSEN.clear()
+    full = []
+    real = kmod.spmm
+    monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
+    g = gen(228)
+    a = sgk.CSRMatrix.random(40, 200, 0.7, dtype=torch.bfloat16, generator=g).to(kernel_device)
+    t = a.topology
+    t.prepare(bitmap=True)
+    dense = a.to_dense().double()
+    plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap)
+    for _ in range(3):
+        b = randn(200, 130, g=g, dtype=torch.bfloat16, device=kernel_device)
+        c = plan(a.values, b)
+        assert c.shape == (40, 130) and c.dtype == torch.bfloat16
+        assert_close(c, dense @ b.double(), torch.bfloat16, 200, slack=bf16_slack(torch.bfloat16))
+    assert len(full) == 1 and len(records) == 1 and records[0].runs == 2 and plan._state[3] == kmod.DENSIFY
+    records[0].ok = False  # e.g. another alignment: the full path again, and a new record
+    c = plan(a.values, b)
+    assert_close(c, dense @ b.double(), torch.bfloat16, 200, slack=bf16_slack(torch.bfloat16))
+    assert len(full) == 2 and len(records) == 2
+    # no record for a bias, ReLU, batched values or another output dtype
+    for kw in ({"bias": randn(40, g=g, dtype=torch.bfloat16, device=kernel_device)}, {"relu": True},
+               {"out_dtype": torch.float32}):
+        out: list = []
+        real(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=kmod.DENSIFY, bitmap=t.bitmap,
+             record=out, **kw)
+        assert out == [kmod.DENSIFY], kw
+    out = []
+    real(t.row_offsets, t.column_indices, t.row_swizzle, a.values[None], b[None], config=kmod.DENSIFY,
+         bitmap=t.bitmap, record=out)
+    assert out == [kmod.DENSIFY]
+
+
+@pytest.mark.gpu
+def test_gpu_plan_repeats_a_densify_launch(monkeypatch):
+    """SpmmPlan repeats a densify choice on the GPU (the decode's recorded launch, then cuBLAS):
+    right over repeats with fresh operands, the full path taken once, and inside a CUDA-graph
+    capture."""
+    from sgk.kernels import spmm as kmod
+
+    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: kmod.DENSIFY)
+    kmod._CHOSEN.clear()
+    full = []
+    real = kmod.spmm
+    monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
+    g = gen(229)
+    a = sgk.CSRMatrix.random(512, 700, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    t = a.topology
+    t.prepare(bitmap=True)
+    dense = a.to_dense().double()
+    plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap)
+    b = randn(700, 300, g=g, dtype=torch.bfloat16, device="cuda")
+    first = plan(a.values, b)
+    assert plan._state is not None and plan._state[3] == kmod.DENSIFY and len(full) == 1
+    assert_close(first, dense @ b.double(), torch.bfloat16, t.max_row_length)
+    for _ in range(5):
+        assert torch.equal(plan(a.values, b), first)
+    b2 = randn(700, 300, g=g, dtype=torch.bfloat16, device="cuda")
+    assert_close(plan(a.values, b2), dense @ b2.double(), torch.bfloat16, t.max_row_length)
+    assert len(full) == 1
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = plan(a.values, b)
+    b.copy_(b2)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert_close(out, dense @ b2.double(), torch.bfloat16, t.max_row_length)
+
+
 @pytest.mark.gpu
 def test_gpu_split_in_a_cuda_graph(monkeypatch):
     """A split launch captured in a CUDA graph replays right with new operands, whether or not an

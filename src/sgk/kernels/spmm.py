@@ -843,7 +843,7 @@ def spmm(
     (``sgk.spmm(..., method="bitmap")``). ``record``: a list that gets the configuration launched,
     then the launch's
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
-    where the direct launch cannot serve the kernel; nothing for a densify launch (two kernels), a
+    where the direct launch cannot serve the kernel; for a densify launch, its decode's; nothing for a
     bias, a split-K launch with ReLU, or a batch that takes more than one launch), and for a split
     bitmap launch the sizes (partial sums, tiles) its stream's buffers must have; it stays empty for
     an empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
@@ -908,7 +908,8 @@ class SpmmPlan:
     is repeated as the full path runs it: a zeroed fp32 accumulator (C itself for fp32), the
     atomic launch, the cast; a split bitmap launch is repeated with the current stream's partial-sum
     and arrival buffers (:func:`_split_buffers`, as the full path takes them: the record holds
-    their sizes). Every call whose record does not apply takes :func:`spmm` again, and
+    their sizes); a densify choice as its decode's recorded launch into a fresh scratch, then the
+    dense product (``torch.mm``). Every call whose record does not apply takes :func:`spmm` again, and
     records anew: a changed deterministic-algorithms setting,
     an operand of another alignment, or a launch path or tuner setting changed since
     (:func:`~sgk.kernels._launch.invalidate_prepared`). The caller guarantees the layout: values
@@ -929,7 +930,14 @@ class SpmmPlan:
         if state is not None:
             rec, deterministic, (shape, dtype, device), config, buffers = state
             if deterministic == torch.are_deterministic_algorithms_enabled():
-                if buffers is not None:  # a split bitmap launch: C in the bias and C slots, then this stream's buffers
+                if config.kind == "densify":  # the decode into a fresh scratch, then the dense product
+                    dense = torch.empty((shape[0], b.shape[0]), dtype=dtype, device=device)
+                    if rec.run((values, dense)):
+                        c = torch.empty(shape, dtype=dtype, device=device)
+                        torch.mm(dense, b, out=c)
+                        last_config = config
+                        return c
+                elif buffers is not None:  # a split bitmap launch: C in the bias and C slots, then this stream's buffers
                     c = torch.empty(shape, dtype=dtype, device=device)
                     if rec.run((values, b, c, c) + _split_buffers(device, *buffers)):
                         last_config = config
@@ -958,7 +966,7 @@ def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b
     if cfg.kind == "densify":
         if bitmap is None:
             raise ValueError("spmm(): a densify configuration needs the topology's bitmap (Topology.bitmap)")
-        _launch_densify(cfg, bitmap, values, b, bias, relu, c)
+        _launch_densify(cfg, bitmap, values, b, bias, relu, c, record)
         return
     if cfg.kind == "bitmap":
         if bitmap is None:
@@ -1195,11 +1203,13 @@ def densify_allowed(m: int, k: int, n: int, batch: int, dtype: torch.dtype) -> b
             and m * k * batch * 2 <= DENSIFY_MAX_BYTES)
 
 
-def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c) -> None:
+def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c, record: list | None = None) -> None:
     """C = A·B as A decoded into a dense scratch (every element written: one pass over the bitmap and
     the values, no memset) and a dense product over it (cuBLAS on the GPU), the bias added in the
     product's epilogue (``addmm``/``baddbmm``: one rounding), then ReLU. The scratch is transient:
-    M·K elements per value batch. Outside autograd (a kernel launcher): ``out=`` products."""
+    M·K elements per value batch. Outside autograd (a kernel launcher): ``out=`` products.
+    ``record`` (unbatched, no bias, no ReLU, C of b's dtype): gets the decode launch's Prepared record
+    (the values and the scratch to be replaced); :class:`SpmmPlan` repeats it and the product."""
     bits, word_offsets = bitmap
     if cfg.block_k % 32 or 256 % cfg.block_k:
         raise ValueError(f"spmm(): a densify configuration needs BLOCK_K in (32, 64, 128, 256), got {cfg}")
@@ -1211,13 +1221,16 @@ def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c) -> None:
     nv = values.shape[0] if batched else 1
     dense = torch.empty((nv, m, k) if batched else (m, k), dtype=values.dtype, device=values.device)
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "HW_POPC": values.is_cuda}
+    prepare = (2, 3) if record is not None and not batched and bias is None and not relu and c.dtype == b.dtype else None
     for v0 in range(0, nv, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, nv - v0)
         v = values[v0] if batched else values
         out = dense[v0] if batched else dense
-        launch(_bitmap_densify_kernel, (cdiv(m, cfg.rows), grid_k, nb),
-               (bits, word_offsets, v, out, m, k, bits.shape[1], values.stride(0) if batched else 0,
-                m * k, k), constexprs, cfg.num_warps, 1)
+        rec = launch(_bitmap_densify_kernel, (cdiv(m, cfg.rows), grid_k, nb),
+                     (bits, word_offsets, v, out, m, k, bits.shape[1], values.stride(0) if batched else 0,
+                      m * k, k), constexprs, cfg.num_warps, 1, prepare)
+        if prepare is not None:
+            record.append(rec)
     with torch.no_grad():
         target = c if c.dtype == b.dtype else torch.empty(c.shape, dtype=b.dtype, device=c.device)
         if bias is None:
