@@ -874,7 +874,7 @@ def test_gpu_plan_repeats_its_recorded_launch(config, dtype, monkeypatch):
 
     cfg = kmod.parse_config(config)
     monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: cfg)
-    kmod._CHOSEN.clear()
+    monkeypatch.setattr(kmod, "_CHOSEN", {})  # forced choices must not outlive the test
     g = gen(81)
     a = sgk.CSRMatrix.random(300, 200, 0.8, dtype=dtype, generator=g).to("cuda")
     if cfg.kind == "bitmap":
@@ -896,6 +896,8 @@ def test_gpu_plan_repeats_its_recorded_launch(config, dtype, monkeypatch):
     assert kmod.last_config == cfg
     (plan,) = a.topology._cache["spmm_plans"].values()
     assert plan._state is not None
+    # a split bitmap launch recorded with its buffer sizes (split_k=2 here: 4 K tiles in 2 ranges)
+    assert (plan._state[4] is not None) == (cfg.kind == "bitmap" and cfg.split_k > 1)
     torch.use_deterministic_algorithms(True, warn_only=True)  # another setting: the full path again
     try:
         before = len(full)

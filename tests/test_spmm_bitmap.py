@@ -176,7 +176,7 @@ def test_densify_offered_where_allowed(kernel_device, monkeypatch):
     offered = []
     monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: offered.append(list(cands)) or cands[0])
     monkeypatch.setattr(kmod, "_launch", lambda *args, **kwargs: None)  # the offers only: nothing runs
-    kmod._CHOSEN.clear()
+    monkeypatch.setattr(kmod, "_CHOSEN", {})  # forced choices must not outlive the test
     g = gen(226)
     a = sgk.CSRMatrix.random(40, 128, 0.7, dtype=torch.float16, generator=g).to(kernel_device)
     t = a.topology
@@ -569,7 +569,7 @@ def _split_plan(monkeypatch, m: int, k: int, g):
 
     cfg = kmod.SpmmConfig(64, 64, 32, 4, 3, "bitmap", 7)
     monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: cfg)
-    kmod._CHOSEN.clear()
+    monkeypatch.setattr(kmod, "_CHOSEN", {})  # forced choices must not outlive the test
     full = []
     real = kmod.spmm
     monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
@@ -684,7 +684,7 @@ def test_plan_records_and_repeats_a_densify_launch(kernel_device, monkeypatch):
 
     monkeypatch.setattr(kmod, "launch", launch)
     monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: kmod.DENSIFY)
-    kmod._CHOSEN.clear()
+    monkeypatch.setattr(kmod, "_CHOSEN", {})  # forced choices must not outlive the test
     full = []
     real = kmod.spmm
     monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
@@ -725,7 +725,7 @@ def test_gpu_plan_repeats_a_densify_launch(monkeypatch):
     from sgk.kernels import spmm as kmod
 
     monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: kmod.DENSIFY)
-    kmod._CHOSEN.clear()
+    monkeypatch.setattr(kmod, "_CHOSEN", {})  # forced choices must not outlive the test
     full = []
     real = kmod.spmm
     monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
@@ -744,6 +744,12 @@ def test_gpu_plan_repeats_a_densify_launch(monkeypatch):
     b2 = randn(700, 300, g=g, dtype=torch.bfloat16, device="cuda")
     assert_close(plan(a.values, b2), dense @ b2.double(), torch.bfloat16, t.max_row_length)
     assert len(full) == 1
+    # values one element off their allocation: the record refuses, the full path runs (and records anew)
+    shifted = torch.empty(a.nnz + 1, dtype=torch.bfloat16, device="cuda")[1:]
+    shifted.copy_(a.values)
+    assert_close(plan(shifted, b2), dense @ b2.double(), torch.bfloat16, t.max_row_length)
+    assert len(full) == 2
+    assert_close(plan(a.values, b2), dense @ b2.double(), torch.bfloat16, t.max_row_length)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         out = plan(a.values, b)

@@ -47,7 +47,9 @@ fp32 and fuse the epilogue: bias of the row, ReLU, cast to the output dtype.
   and cuBLAS (``torch.matmul``/``addmm``/``baddbmm``) multiplies over it, the bias added in its
   epilogue (one rounding), ReLU after. cuBLAS accumulates in fp32, but PyTorch lets it reduce
   split-K partial sums in half precision by default
-  (``torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction``).
+  (``torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction`` and
+  ``allow_bf16_reduced_precision_reduction``; set the one for your dtype to False to keep every
+  sum in fp32).
 
 Batch: program axis 2 walks the (flattened) batch; operands that do not vary over the batch have
 batch stride 0. All pointer offsets that can exceed 2**31 are computed in int64.
@@ -843,10 +845,11 @@ def spmm(
     (``sgk.spmm(..., method="bitmap")``). ``record``: a list that gets the configuration launched,
     then the launch's
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
-    where the direct launch cannot serve the kernel; for a densify launch, its decode's; nothing for a
-    bias, a split-K launch with ReLU, or a batch that takes more than one launch), and for a split
-    bitmap launch the sizes (partial sums, tiles) its stream's buffers must have; it stays empty for
-    an empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
+    where the direct launch cannot serve the kernel; for a densify launch, its decode's, then the
+    scratch's shape (m, k); nothing for a bias, a split-K launch with ReLU, a batch that takes more
+    than one launch, or a densify launch with ReLU, batched values or another output dtype), and for
+    a split bitmap launch the sizes (partial sums, tiles) its stream's buffers must have; it stays
+    empty for an empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
     length (-1: unknown), for the tuner's key and candidates (:func:`skew_bucket`).
     """
     m = row_offsets.numel() - 1
@@ -908,9 +911,9 @@ class SpmmPlan:
     is repeated as the full path runs it: a zeroed fp32 accumulator (C itself for fp32), the
     atomic launch, the cast; a split bitmap launch is repeated with the current stream's partial-sum
     and arrival buffers (:func:`_split_buffers`, as the full path takes them: the record holds
-    their sizes); a densify choice as its decode's recorded launch into a fresh scratch, then the
-    dense product (``torch.mm``). Every call whose record does not apply takes :func:`spmm` again, and
-    records anew: a changed deterministic-algorithms setting,
+    their sizes); a densify choice as its decode's recorded launch into a fresh scratch of the
+    recorded shape, then the dense product (``torch.mm``). Every call whose record does not apply
+    takes :func:`spmm` again, and records anew: a changed deterministic-algorithms setting,
     an operand of another alignment, or a launch path or tuner setting changed since
     (:func:`~sgk.kernels._launch.invalidate_prepared`). The caller guarantees the layout: values
     (nnz) and b (k, n) of the recorded shapes, strides, dtype and device."""
@@ -920,8 +923,8 @@ class SpmmPlan:
     def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None, max_row: int = -1):
         self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap, max_row)
         # (record, deterministic setting, (C's shape, dtype, device), config, split bitmap buffer
-        # sizes or None) or None; one tuple, replaced whole, so that concurrent callers never see
-        # parts of two records
+        # sizes, a densify scratch's shape, or None) or None; one tuple, replaced whole, so that
+        # concurrent callers never see parts of two records
         self._state = None
 
     def __call__(self, values: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -930,13 +933,11 @@ class SpmmPlan:
         if state is not None:
             rec, deterministic, (shape, dtype, device), config, buffers = state
             if deterministic == torch.are_deterministic_algorithms_enabled():
-                if config.kind == "densify":  # the decode into a fresh scratch, then the dense product
-                    dense = torch.empty((shape[0], b.shape[0]), dtype=dtype, device=device)
+                if config.kind == "densify":  # the decode into a fresh (m, k) scratch, then the dense product
+                    dense = torch.empty(buffers, dtype=dtype, device=device)
                     if rec.run((values, dense)):
-                        c = torch.empty(shape, dtype=dtype, device=device)
-                        torch.mm(dense, b, out=c)
                         last_config = config
-                        return c
+                        return torch.mm(dense, b)  # (no out=: one allocation less, and no autograd error)
                 elif buffers is not None:  # a split bitmap launch: C in the bias and C slots, then this stream's buffers
                     c = torch.empty(shape, dtype=dtype, device=device)
                     if rec.run((values, b, c, c) + _split_buffers(device, *buffers)):
@@ -1230,7 +1231,7 @@ def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c, record: l
                      (bits, word_offsets, v, out, m, k, bits.shape[1], values.stride(0) if batched else 0,
                       m * k, k), constexprs, cfg.num_warps, 1, prepare)
         if prepare is not None:
-            record.append(rec)
+            record += [rec, (m, k)]  # the scratch's shape, as the record's sizes were baked in
     with torch.no_grad():
         target = c if c.dtype == b.dtype else torch.empty(c.shape, dtype=b.dtype, device=c.device)
         if bias is None:

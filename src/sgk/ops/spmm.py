@@ -199,7 +199,10 @@ def spmm(
 
     Returns:
         (*batch, m, n) tensor of b's dtype, with batch = broadcast(ba, bb, bbias). fp16/bf16
-        inputs accumulate in fp32. Differentiable in a.values, b and bias.
+        inputs accumulate in fp32 (where the densify form is chosen, cuBLAS's product does, and
+        PyTorch's default ``torch.backends.cuda.matmul.allow_{fp16,bf16}_reduced_precision_reduction``
+        lets it reduce split-K partial sums in half precision: set it to False to keep fp32
+        throughout). Differentiable in a.values, b and bias.
 
     Reference: :func:`sgk.ops.reference.spmm`.
     """
