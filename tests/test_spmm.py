@@ -255,9 +255,12 @@ def test_padding_never_reads_into_results(kernel_device):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("split_k, rows", [(3, 1), (4, 4)])
-def test_split_k(kernel_device, dtype, split_k, rows):
+@pytest.mark.parametrize("kind, chunk_major", [("1d", False), ("1d", True), ("flat", False), ("flat", True)],
+                         ids=["1d", "1d-chunk-major", "flat", "flat-chunk-major"])
+def test_split_k(kernel_device, dtype, split_k, rows, kind, chunk_major):
     """Split-K: rows shorter than the number of splits (empty chunks), a partial last program,
-    batched values, the epilogue (bias, ReLU, cast) applied after the atomic partial sums."""
+    batched values, the epilogue (bias, ReLU, cast) applied after the atomic partial sums; the
+    chunk index fastest or (``chunk_major``) slowest over the grid."""
     from sgk.kernels import spmm as kmod
 
     g = gen(73)
@@ -265,7 +268,7 @@ def test_split_k(kernel_device, dtype, split_k, rows):
     a = csr_from_lengths(lengths, 30, g, batch=(2,), dtype=dtype, device=kernel_device)
     b = randn(30, 20, g=g, dtype=dtype, device=kernel_device)
     bias = randn(2, 9, g=g, dtype=dtype, device=kernel_device)
-    cfg = kmod.SpmmConfig(rows, 4, 16, 1, 1, "1d", split_k)
+    cfg = kmod.SpmmConfig(rows, 4, 16, 1, 1, kind, split_k, chunk_major=chunk_major)
     c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values, b[None], bias, True, config=cfg)
     assert c.dtype == dtype
     _check(c, a, b, bias, relu=True, dtype=dtype)
@@ -298,7 +301,8 @@ def test_flat_packed(kernel_device, dtype, pack, lengths):
     whole = -(-nnz // pack) * pack
     aligned, misaligned = strided(whole), strided(whole + 1)
     assert kmod.pack_allowed(idx16, aligned, pack) and not kmod.pack_allowed(idx16, misaligned, pack)
-    for cfg in (kmod._f(2, 4, 8, 1, pack=pack), kmod._f(1, 2, 8, 1, pack=pack), kmod._f(4, 1, 8, 1, split_k=3, pack=pack)):
+    for cfg in (kmod._f(2, 4, 8, 1, pack=pack), kmod._f(1, 2, 8, 1, pack=pack), kmod._f(4, 1, 8, 1, split_k=3, pack=pack),
+                kmod.SpmmConfig(4, 1, 8, 1, 1, "flat", 3, True, pack, chunk_major=True)):
         for v in (aligned, misaligned):
             c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, v, b[None], bias, True, config=cfg,
                           column_indices16=idx16)
@@ -812,7 +816,12 @@ def test_gpu_every_candidate_config(dtype):
     for n in (1, 8, 16, 48, 300, 2048):
         b = randn(700, n, g=g, dtype=dtype, device="cuda")
         expected = dense_spmm(a, b, bias, relu=True)
-        for cfg in kmod.candidates(1000, n, a.nnz, dtype, compact=True):
+        cands = kmod.candidates(1000, n, a.nnz, dtype, compact=True)
+        # and the split gathers with the chunk index slowest (not offered yet: benchmarks/probe_chunk.py)
+        cands += [dataclasses.replace(c, chunk_major=True) for c in cands if c.split_k > 1 and c.kind in ("1d", "flat")]
+        cands += [kmod.SpmmConfig(2, 16, max(8, 1 << (n - 1).bit_length()) if n <= 64 else 64, 1, 1, "flat", 8, True,
+                                  chunk_major=True)]
+        for cfg in cands:
             c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], bias[None], True,
                           config=cfg, column_indices16=a.topology.column_indices16)
             assert_close(c[0], expected, dtype, a.topology.max_row_length, msg=f"n={n} config {cfg}:")

@@ -181,13 +181,19 @@ def _spmm_1d_kernel(
     HAS_BIAS: tl.constexpr,
     RELU: tl.constexpr,
     SPLIT_K: tl.constexpr = 1,  # > 1: each row's nonzeros in SPLIT_K chunks, atomically added into fp32 C
+    CHUNK_MAJOR: tl.constexpr = False,  # the chunk index is the grid's slowest: programs at once read one K slice of B
 ):
     pid_r = tl.program_id(0)
     pid_n = tl.program_id(1)
     pid_b = tl.program_id(2).to(tl.int64)
     if SPLIT_K > 1:
-        split = pid_r % SPLIT_K
-        pid_r = pid_r // SPLIT_K
+        if CHUNK_MAJOR:
+            tiles = tl.num_programs(0) // SPLIT_K
+            split = pid_r // tiles
+            pid_r = pid_r % tiles
+        else:
+            split = pid_r % SPLIT_K
+            pid_r = pid_r // SPLIT_K
 
     slot = pid_r * ROWS + tl.arange(0, ROWS)
     row_ok = slot < m
@@ -305,13 +311,19 @@ def _spmm_flat_kernel(
     HAS_BIAS: tl.constexpr,
     RELU: tl.constexpr,
     SPLIT_K: tl.constexpr = 1,  # > 1: each row's nonzeros in SPLIT_K chunks, atomically added into fp32 C
+    CHUNK_MAJOR: tl.constexpr = False,  # the chunk index is the grid's slowest: programs at once read one K slice of B
 ):
     pid_r = tl.program_id(0)
     pid_n = tl.program_id(1)
     pid_b = tl.program_id(2).to(tl.int64)
     if SPLIT_K > 1:
-        split = pid_r % SPLIT_K
-        pid_r = pid_r // SPLIT_K
+        if CHUNK_MAJOR:
+            tiles = tl.num_programs(0) // SPLIT_K
+            split = pid_r // tiles
+            pid_r = pid_r % tiles
+        else:
+            split = pid_r % SPLIT_K
+            pid_r = pid_r // SPLIT_K
 
     # The ROWS x BLOCK_K slots of a step as one flat axis: slot f = r * BLOCK_K + j holds entry
     # (PACK > 1: the word of entries) j of row r's step. The index and value loads, the gathers of
@@ -599,7 +611,10 @@ class SpmmConfig:
     ``block_k`` is the tile the decode kernel writes, and the product is a dense one); for "1d",
     ``block_k`` is the unroll depth of the nonzero loop and ``split_k`` > 1 splits each row's
     nonzeros over that many programs (partial sums added atomically in fp32: not bitwise
-    reproducible, so never chosen under ``torch.use_deterministic_algorithms``)."""
+    reproducible, so never chosen under ``torch.use_deterministic_algorithms``), for "flat" too;
+    with ``chunk_major`` the chunk index varies slowest over the grid, so the programs running at
+    once all read about one K/split_k slice of B (columns are sorted within a row), a slice that
+    can stay in each SM's L1 at decode widths; by default it varies fastest."""
 
     rows: int
     block_k: int
@@ -612,6 +627,7 @@ class SpmmConfig:
     pack: int = 1  # "flat" with 16-bit indices and values: 2 or 4 entries to a 32- or 64-bit load (block_k counts words)
     coalesce: bool = False  # "bitmap": value loads laid out along each bitmap word's bits
     prefetch: bool = False  # "bitmap": A's dependent loads issued one and two steps ahead (in registers)
+    chunk_major: bool = False  # "1d"/"flat" with split_k > 1: chunk index slowest over the grid (one K slice of B at once)
 
 
 def _t(rows, block_k, block_n, warps, stages=1):
@@ -1034,14 +1050,14 @@ def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, valu
     if cfg.kind == "1d":
         kernel = _spmm_1d_kernel
         constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": n % cfg.block_n == 0,
-                      "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT_K": cfg.split_k}
+                      "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT_K": cfg.split_k, "CHUNK_MAJOR": cfg.chunk_major}
     elif cfg.kind == "flat":
         kernel = _spmm_flat_kernel
         k = b.shape[-2]
         reach = (k - 1) * abs(b.stride(-2)) + (cdiv(n, cfg.block_n) * cfg.block_n - 1) * abs(b.stride(-1))
         constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": n % cfg.block_n == 0,
                       "WIDE": reach >= 2**31, "PACK": cfg.pack if pack_allowed(column_indices, values, cfg.pack) else 1,
-                      "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT_K": cfg.split_k}
+                      "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT_K": cfg.split_k, "CHUNK_MAJOR": cfg.chunk_major}
         sizes = (m, n, column_indices.numel())
     else:
         kernel = _spmm_kernel
