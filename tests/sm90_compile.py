@@ -64,13 +64,13 @@ def vector_checks():
         yield (f"spmm tile {dt}", spmm_mod._spmm_kernel, {**spmm_types, **ptrs},
                {**unit, "ROWS": 8, "BLOCK_K": 8, "BLOCK_N": 32}, 2, 3, spmm_div)
         yield (f"spmm 1d {dt}", spmm_mod._spmm_1d_kernel, {**spmm_types, **ptrs},
-               {**unit, "ROWS": 4, "BLOCK_K": 4, "BLOCK_N": 128, "EVEN_N": True, "SPLIT_K": 1}, 2, 1, spmm_div)
+               {**unit, "ROWS": 4, "BLOCK_K": 4, "BLOCK_N": 128, "EVEN_N": True, "SPLIT_K": 1, "CHUNK_MAJOR": False}, 2, 1, spmm_div)
         if dt == "bf16":  # the flat tile's point: 16-byte gathers and no shared-memory conversion (bar.sync) in its loop
             for pack in (1, 2, 4):
                 yield (f"spmm flat bf16 n=16 pack={pack} (no bar.sync)", spmm_mod._spmm_flat_kernel,
                        {**spmm_types, **ptrs, "column_indices_ptr": "*i16", "nnz": "i32"},
                        {**unit, "ROWS": 4, "BLOCK_K": 32 // pack, "BLOCK_N": 16, "EVEN_N": True, "WIDE": False, "PACK": pack,
-                        "SPLIT_K": 1}, 1, 1, spmm_div + ("stride_vb", "stride_bb", "stride_biasb", "stride_cb"))
+                        "SPLIT_K": 1, "CHUNK_MAJOR": False}, 1, 1, spmm_div + ("stride_vb", "stride_bb", "stride_biasb", "stride_cb"))
         yield (f"sddmm whole-row {dt}", sddmm_mod._sddmm_kernel, {**sddmm_types, **{k: PTR[dt] for k in ("x_ptr", "y_ptr", "out_ptr")}},
                {"stride_xd": 1, "stride_yd": 1, "BLOCK_NZ": 32, "BLOCK_D": 128, "SINGLE_D": True, "EVEN_D": True}, 1, 1, sddmm_div)
 
@@ -90,35 +90,37 @@ def variants():
                 cfg_1d = spmm_mod.SpmmConfig(4, 4, 128, 2, 1, "1d")
                 yield (f"spmm-1d {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_1d_kernel, types,
                        {"ROWS": cfg_1d.rows, "BLOCK_K": cfg_1d.block_k, "BLOCK_N": cfg_1d.block_n, "EVEN_N": not has_bias,
-                        "HAS_BIAS": has_bias, "RELU": relu, "SPLIT_K": 1}, cfg_1d.num_warps, cfg_1d.num_stages)
+                        "HAS_BIAS": has_bias, "RELU": relu, "SPLIT_K": 1, "CHUNK_MAJOR": False}, cfg_1d.num_warps, cfg_1d.num_stages)
             if n == 16 and has_bias:  # compact (16-bit) column indices, both kernel families
                 yield (f"spmm-compact {dt} n={n}", spmm_mod._spmm_kernel, {**types, "column_indices_ptr": "*i16"},
                        {"ROWS": 4, "BLOCK_K": 32, "BLOCK_N": 16, "HAS_BIAS": True, "RELU": True}, 4, 3)
                 yield (f"spmm-1d-compact {dt} n={n}", spmm_mod._spmm_1d_kernel, {**types, "column_indices_ptr": "*i16"},
                        {"ROWS": 1, "BLOCK_K": 8, "BLOCK_N": 64, "EVEN_N": False, "HAS_BIAS": True, "RELU": True,
-                        "SPLIT_K": 1}, 1, 1)
+                        "SPLIT_K": 1, "CHUNK_MAJOR": False}, 1, 1)
             if n in (1, 16, 64) and dt != "fp32":  # flat tiles (decode shapes), 16-bit indices, int32 and int64 offsets
                 flat_types = {**types, "column_indices_ptr": "*i16", "nnz": "i32"}
                 for i, fc in enumerate(spmm_mod._flat(n, True, packed=True)):
                     yield (f"spmm-flat {dt} n={n} {fc.rows}x{fc.block_k}x{fc.block_n} w{fc.num_warps} pack={fc.pack} "
                            f"bias={has_bias}", spmm_mod._spmm_flat_kernel, flat_types,
                            {"ROWS": fc.rows, "BLOCK_K": fc.block_k, "BLOCK_N": fc.block_n, "EVEN_N": not has_bias,
-                            "WIDE": i % 3 == 1, "PACK": fc.pack, "HAS_BIAS": has_bias, "RELU": relu, "SPLIT_K": 1},
+                            "WIDE": i % 3 == 1, "PACK": fc.pack, "HAS_BIAS": has_bias, "RELU": relu, "SPLIT_K": 1, "CHUNK_MAJOR": False},
                            fc.num_warps, 1)
                 if has_bias:
-                    for pack in (1, 2, 4):
-                        yield (f"spmm-flat-splitk {dt} n={n} pack={pack}", spmm_mod._spmm_flat_kernel,
+                    for pack, major in itertools.product((1, 2, 4), (False, True)):
+                        yield (f"spmm-flat-splitk {dt} n={n} pack={pack} chunk_major={major}", spmm_mod._spmm_flat_kernel,
                                {**flat_types, "c_ptr": "*fp32"},
                                {"ROWS": 2, "BLOCK_K": 32, "BLOCK_N": max(8, n), "EVEN_N": True, "WIDE": False, "PACK": pack,
-                                "HAS_BIAS": False, "RELU": False, "SPLIT_K": 4}, 1, 1)
+                                "HAS_BIAS": False, "RELU": False, "SPLIT_K": 4, "CHUNK_MAJOR": major}, 1, 1)
             if n == 16 and not has_bias:  # split-K: partial sums added atomically into an fp32 C
-                yield (f"spmm-1d-splitk {dt} n={n}", spmm_mod._spmm_1d_kernel, {**types, "c_ptr": "*fp32"},
-                       {"ROWS": 4, "BLOCK_K": 8, "BLOCK_N": 16, "EVEN_N": True, "HAS_BIAS": False, "RELU": False,
-                        "SPLIT_K": 4}, 1, 1)
+                for major in (False, True):
+                    yield (f"spmm-1d-splitk {dt} n={n} chunk_major={major}", spmm_mod._spmm_1d_kernel,
+                           {**types, "c_ptr": "*fp32"},
+                           {"ROWS": 4, "BLOCK_K": 8, "BLOCK_N": 16, "EVEN_N": True, "HAS_BIAS": False, "RELU": False,
+                            "SPLIT_K": 4, "CHUNK_MAJOR": major}, 1, 1)
             if cfg.kind == "1d":
                 yield (f"spmm-1d {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_1d_kernel, types,
                        {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": True,
-                        "HAS_BIAS": has_bias, "RELU": relu, "SPLIT_K": 1}, cfg.num_warps, cfg.num_stages)
+                        "HAS_BIAS": has_bias, "RELU": relu, "SPLIT_K": 1, "CHUNK_MAJOR": False}, cfg.num_warps, cfg.num_stages)
             else:
                 yield (f"spmm {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_kernel, types,
                        {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n,
