@@ -40,7 +40,7 @@ for step in "$@"; do
               --out "$OUT/spmm_dlmc_fp16.json" 2>&1 | tail -14 ;;
     densify) python3 benchmarks/probe_prefetch.py --only densify --budget "${DENSIFY_BUDGET:-150}" --out "$OUT/probe_densify.json" 2>&1 | tee "$OUT/probe_densify.log" | sed -n '/== probe_prefetch ==/,$p' ;;
     host) python3 benchmarks/probe_host.py --budget "${HOST_BUDGET:-240}" --out "$OUT/probe_host.json" 2>&1 | tee "$OUT/probe_host.log" | sed -n '/== probe_host ==/,$p' ;;
-    chunk) python3 benchmarks/probe_chunk.py --budget "${CHUNK_BUDGET:-240}" --out "$OUT/probe_chunk.json" 2>&1 | tee "$OUT/probe_chunk.log" | sed -n '/== probe_chunk ==/,$p' ;;
+    chunk) python3 benchmarks/probe_chunk.py --budget "${CHUNK_BUDGET:-300}" --out "$OUT/probe_chunk.json" 2>&1 | tee "$OUT/probe_chunk.log" | sed -n '/== probe_chunk ==/,$p' ;;
     wide) python3 benchmarks/probe_wide.py --budget "${WIDE_BUDGET:-240}" --out "$OUT/probe_wide.json" 2>&1 | tee "$OUT/probe_wide.log" | sed -n '/== probe_wide ==/,$p' ;;
     spmm16) for dt in bf16 fp16; do python3 -m sgk bench spmm "${BENCH[@]}" --dtype $dt --impl sgk,cublas_bf16,cusparse \
               --out "$OUT/spmm_dlmc_$dt.json" 2>&1 | tail -14; done ;;

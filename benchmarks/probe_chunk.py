@@ -11,7 +11,8 @@ Floor, 8192², 80%, N = 16, bf16 (13.4 M nonzeros): the compact weights (bf16 va
 index) are 54 MB, 12.2 µs at the measured 4.41 TB/s; the gathers of B's rows 13.4 M × 32 B =
 430 MB, 13 µs at ~33 TB/s of L1 (about 24 µs from an L2 at 18 TB/s); the fp32 partial sums
 (split × 8192 × 16 × 4 B = 4 MB at split 8) and the zeroing and cast around them, ~2-3 µs. So ~15 µs
-if the slices stay in L1, ~25 µs if not; today's best (the flat kernel, unsplit) takes 59 µs.
+if the slices stay in L1, ~25 µs if not; the tuner's choice (the flat kernel, unsplit) took 59 µs
+in the last decode suite (benchmarks/results/2026-12-01_h200_02c8eda/decode_bf16.json).
 
 Prediction (written before any run): 8192², 80%, N = 16: 59 → ~30-35 µs with chunk-major split 8
 (1.4-1.6x cuBLAS bf16); N = 8 ~70 → ~30 µs; N = 32 70 → ~40 µs; N = 64 ~90 → ~60 µs; the same
@@ -42,17 +43,19 @@ from sgk.testing import relative_error
 T0 = time.time()
 TOL = 2e-2
 DTYPE = torch.bfloat16
-SHAPES = [(8192, 8192, 16, 0.8), (8192, 8192, 8, 0.8), (8192, 8192, 32, 0.8), (8192, 8192, 64, 0.8),
-          (4096, 14336, 16, 0.8), (14336, 4096, 16, 0.8), (8192, 8192, 16, 0.5), (8192, 8192, 16, 0.9)]
+SHAPES = [(8192, 8192, 16, 0.8), (4096, 14336, 16, 0.8), (14336, 4096, 16, 0.8), (8192, 8192, 16, 0.5),
+          (8192, 8192, 16, 0.9), (8192, 8192, 8, 0.8), (8192, 8192, 32, 0.8), (8192, 8192, 64, 0.8)]  # N = 16 first
 SPLITS = (2, 4, 8, 16)
 if DEVICE == "cpu":  # a smoke run under TRITON_INTERPRET=1
     SHAPES, SPLITS = [(70, 300, 16, 0.8)], (2, 4)
 
 
 def configs(n: int) -> list[kspmm.SpmmConfig]:
-    """The library's first two flat forms for this N (16-bit indices) and its compact split gathers,
-    unsplit, then split into SPLITS chunks with the chunk index fastest and slowest."""
-    base = [dataclasses.replace(c, split_k=1) for c in kspmm._flat(n, compact=True)[:2]]
+    """The library's first flat forms for this N (16-bit indices: the first packed pair form and the
+    first two unpacked) and its compact split gathers, unsplit, then split into SPLITS chunks with
+    the chunk index fastest and slowest."""
+    flat = kspmm._flat(n, compact=True, packed=True)
+    base = [dataclasses.replace(c, split_k=1) for c in [flat[0]] + [c for c in flat if c.pack == 1][:2]]
     out = list(base)
     for c in base:
         for s in SPLITS:
@@ -68,11 +71,14 @@ def one_shape(rows: list, m: int, k: int, n: int, sp: float, budget: float) -> N
     t = a.topology
     rec = {"section": "chunk", "m": m, "k": k, "n": n, "sparsity": sp, "nnz": a.nnz, "configs": {}}
     rec["cublas_ms"] = bench_graph(lambda: dense @ b)
-    with torch.no_grad():
-        c = sgk.spmm(a, b)
-        rec["auto_config"] = str(kspmm.last_config)
-        rec["auto_err"] = relative_error(c, ref)
-        rec["auto_ms"] = bench_graph(lambda: sgk.spmm(a, b)) if rec["auto_err"] <= TOL else math.nan
+    try:
+        with torch.no_grad():
+            c = sgk.spmm(a, b)
+            rec["auto_config"] = str(kspmm.last_config)
+            rec["auto_err"] = relative_error(c, ref)
+            rec["auto_ms"] = bench_graph(lambda: sgk.spmm(a, b)) if rec["auto_err"] <= TOL else math.nan
+    except Exception as e:  # noqa: BLE001 (recorded; the configurations are still timed)
+        rec["auto_ms"], rec["auto_error"] = math.nan, f"{type(e).__name__}: {str(e)[:200]}"
     for cfg in configs(n):
         if time.time() - T0 > budget:
             rec["cut_by_budget"] = True
@@ -93,8 +99,12 @@ def one_shape(rows: list, m: int, k: int, n: int, sp: float, budget: float) -> N
 def chunk(rows: list, budget: float) -> None:
     for shape in SHAPES:
         if time.time() - T0 > budget:
+            log(rows, section="chunk_cut", shapes_left=SHAPES[SHAPES.index(shape):])
             return
-        one_shape(rows, *shape, budget)
+        try:
+            one_shape(rows, *shape, budget)
+        except Exception as e:  # noqa: BLE001 (one shape's failure must not lose the others)
+            log(rows, section="chunk_error", shape=shape, error=f"{type(e).__name__}: {str(e)[:300]}")
 
 
 def _best(rec: dict, pred) -> tuple[str | None, float]:
@@ -114,6 +124,8 @@ def _short(name: str | None) -> str:
 
 
 def _summary(rec: dict) -> str | None:
+    if rec.get("section") in ("chunk_cut", "chunk_error"):
+        return f"  {rec['section']}: {rec.get('shapes_left') or rec.get('shape')} {rec.get('error', '')}"
     if rec.get("section") != "chunk":
         return None
     us = lambda ms: ms * 1e3  # noqa: E731
@@ -127,4 +139,4 @@ def _summary(rec: dict) -> str | None:
 
 
 if __name__ == "__main__":
-    sys.exit(_probe.run("probe_chunk", __doc__, {"chunk": chunk}, _summary, budget=240.0, t0=T0))
+    sys.exit(_probe.run("probe_chunk", __doc__, {"chunk": chunk}, _summary, budget=300.0, t0=T0))

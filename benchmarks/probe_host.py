@@ -6,13 +6,15 @@ Section ``plans``: for DLMC-sized bf16 problems, each configuration forced throu
 (densify, the 64×256×128 bitmap form, the gathers' first candidate), called through `sgk.spmm`
 as an inference call (so through its recorded `SpmmPlan`): the output checked against float64
 first, then host µs a call (20 calls back to back, the median of 7 such runs), the time under
-do_bench with its L2 flush (what the suite reports), and the device time (a CUDA-graph replay).
+do_bench with its L2 flush (what the suite reports), and the device time (a CUDA-graph replay
+under do_bench, the flush kept).
 The closing lines say, per shape, which configuration the device time picks, which
 ``max(device, host)`` picks, and which the flushed timer favours.
 
 Section ``parts``: the densify plan's pieces alone, on the same shapes: two `torch.empty`, the
-decode's recorded launch (`Prepared.run`), `torch.mm` with and without ``out=``, and `sgk.spmm`'s
-front (the plan lookup) with the plan's call stubbed.
+decode's recorded launch (`Prepared.run`), `torch.mm` with and without ``out=``, the plan's call
+alone, and `sgk.spmm` (its front, the plan lookup, is the difference of the two medians: noisy, it
+can come out below zero).
 
 Prediction (written before any run): the densify plan call 31-35 µs of host against 24-27 for the
 bitmap and gather plans; `torch.mm` with ``out=`` ~2 µs dearer than without; two allocations
@@ -65,9 +67,10 @@ def flushed_ms(fn) -> float:
 
 
 def device_ms(fn) -> float:
-    from triton.testing import do_bench_cudagraph
+    """A CUDA-graph replay under do_bench, its L2 flush kept (as probe_prefetch and probe_chunk time)."""
+    from probe_prefetch import bench_graph
 
-    return float(do_bench_cudagraph(fn, rep=25, return_mode="median"))
+    return bench_graph(fn)
 
 
 def forced(cfg):
