@@ -562,20 +562,29 @@ def test_gpu_split_reproducible_and_across_streams():
     assert all(not arrivals.any() for _, arrivals in kmod._SPLIT_BUFFERS.values())
 
 
-def _split_plan(monkeypatch, m: int, k: int, g):
-    """A bf16 m × k matrix at 80% on the GPU and an SpmmPlan over its topology whose tuner always
-    chooses a bitmap configuration split 7 ways; and the list that counts full-path calls."""
+def _forced_plan(monkeypatch, cfg, m: int, k: int, sparsity: float, g, device="cuda"):
+    """A bf16 m × k matrix on ``device`` with its bitmap, and an SpmmPlan over its topology whose
+    tuner always chooses ``cfg`` (kept out of the shared exact cache); the list that counts
+    full-path calls; and the real ``kernels.spmm``."""
     from sgk.kernels import spmm as kmod
 
-    cfg = kmod.SpmmConfig(64, 64, 32, 4, 3, "bitmap", 7)
     monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: cfg)
     monkeypatch.setattr(kmod, "_CHOSEN", {})  # forced choices must not outlive the test
     full = []
     real = kmod.spmm
     monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
-    a = sgk.CSRMatrix.random(m, k, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    a = sgk.CSRMatrix.random(m, k, sparsity, dtype=torch.bfloat16, generator=g).to(device)
     t = a.topology
-    return a, kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap), full
+    t.prepare(bitmap=True)
+    return a, kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap), full, real
+
+
+def _split_plan(monkeypatch, m: int, k: int, g):
+    """A bf16 m × k matrix at 80% on the GPU, an SpmmPlan whose tuner always chooses a bitmap
+    configuration split 7 ways, and the list that counts full-path calls."""
+    from sgk.kernels import spmm as kmod
+
+    return _forced_plan(monkeypatch, kmod.SpmmConfig(64, 64, 32, 4, 3, "bitmap", 7), m, k, 0.8, g)[:3]
 
 
 @pytest.mark.gpu
@@ -683,17 +692,10 @@ def test_plan_records_and_repeats_a_densify_launch(kernel_device, monkeypatch):
         return records[-1]
 
     monkeypatch.setattr(kmod, "launch", launch)
-    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: kmod.DENSIFY)
-    monkeypatch.setattr(kmod, "_CHOSEN", {})  # forced choices must not outlive the test
-    full = []
-    real = kmod.spmm
-    monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
     g = gen(228)
-    a = sgk.CSRMatrix.random(40, 200, 0.7, dtype=torch.bfloat16, generator=g).to(kernel_device)
+    a, plan, full, real = _forced_plan(monkeypatch, kmod.DENSIFY, 40, 200, 0.7, g, kernel_device)
     t = a.topology
-    t.prepare(bitmap=True)
     dense = a.to_dense().double()
-    plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap)
     for _ in range(3):
         b = randn(200, 130, g=g, dtype=torch.bfloat16, device=kernel_device)
         c = plan(a.values, b)
@@ -724,17 +726,10 @@ def test_gpu_plan_repeats_a_densify_launch(monkeypatch):
     capture."""
     from sgk.kernels import spmm as kmod
 
-    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: kmod.DENSIFY)
-    monkeypatch.setattr(kmod, "_CHOSEN", {})  # forced choices must not outlive the test
-    full = []
-    real = kmod.spmm
-    monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
     g = gen(229)
-    a = sgk.CSRMatrix.random(512, 700, 0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    a, plan, full, _ = _forced_plan(monkeypatch, kmod.DENSIFY, 512, 700, 0.8, g)
     t = a.topology
-    t.prepare(bitmap=True)
     dense = a.to_dense().double()
-    plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap)
     b = randn(700, 300, g=g, dtype=torch.bfloat16, device="cuda")
     first = plan(a.values, b)
     assert plan._state is not None and plan._state[3] == kmod.DENSIFY and len(full) == 1

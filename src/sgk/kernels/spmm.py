@@ -152,6 +152,21 @@ def _spmm_kernel(
 
 
 @triton.jit
+def _split_program(pid_r, SPLIT_K: tl.constexpr, CHUNK_MAJOR: tl.constexpr):
+    """(row tile, chunk) of a split launch's axis-0 program (cdiv(m, ROWS) × SPLIT_K of them): the
+    chunk index fastest, or with CHUNK_MAJOR slowest (the programs running at once then read about
+    one K slice of B: a row's columns are sorted)."""
+    if CHUNK_MAJOR:
+        tiles = tl.num_programs(0) // SPLIT_K
+        tile = pid_r % tiles
+        split = pid_r // tiles
+    else:
+        tile = pid_r // SPLIT_K
+        split = pid_r % SPLIT_K
+    return tile, split
+
+
+@triton.jit
 def _spmm_1d_kernel(
     # pointers
     row_offsets_ptr,
@@ -187,13 +202,7 @@ def _spmm_1d_kernel(
     pid_n = tl.program_id(1)
     pid_b = tl.program_id(2).to(tl.int64)
     if SPLIT_K > 1:
-        if CHUNK_MAJOR:
-            tiles = tl.num_programs(0) // SPLIT_K
-            split = pid_r // tiles
-            pid_r = pid_r % tiles
-        else:
-            split = pid_r % SPLIT_K
-            pid_r = pid_r // SPLIT_K
+        pid_r, split = _split_program(pid_r, SPLIT_K, CHUNK_MAJOR)
 
     slot = pid_r * ROWS + tl.arange(0, ROWS)
     row_ok = slot < m
@@ -317,13 +326,7 @@ def _spmm_flat_kernel(
     pid_n = tl.program_id(1)
     pid_b = tl.program_id(2).to(tl.int64)
     if SPLIT_K > 1:
-        if CHUNK_MAJOR:
-            tiles = tl.num_programs(0) // SPLIT_K
-            split = pid_r // tiles
-            pid_r = pid_r % tiles
-        else:
-            split = pid_r % SPLIT_K
-            pid_r = pid_r // SPLIT_K
+        pid_r, split = _split_program(pid_r, SPLIT_K, CHUNK_MAJOR)
 
     # The ROWS x BLOCK_K slots of a step as one flat axis: slot f = r * BLOCK_K + j holds entry
     # (PACK > 1: the word of entries) j of row r's step. The index and value loads, the gathers of
