@@ -37,6 +37,7 @@ import _probe  # noqa: E402
 from _probe import log  # noqa: E402
 
 import sgk  # noqa: E402
+from sgk.bench.harness import host_time_us  # noqa: E402
 from sgk.kernels import spmm as kspmm  # noqa: E402
 from sgk.testing import relative_error  # noqa: E402
 
@@ -47,17 +48,9 @@ SHAPES = [(512, 512, 256, 0.9), (512, 512, 2048, 0.7), (2048, 512, 2048, 0.8), (
 TOL = 2e-2  # bf16 with fp32 accumulation, K <= 2048, against float64
 
 
-def host_us(fn, calls: int = 20, runs: int = 7) -> float:
-    """Median over ``runs`` of the host time a call of ``calls`` back-to-back calls (no sync inside)."""
-    out = []
-    for _ in range(runs):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        out.append((time.perf_counter() - t0) / calls * 1e6)
-        torch.cuda.synchronize()
-    return statistics.median(out)
+def host_us(fn, runs: int = 7) -> float:
+    """Median over ``runs`` of the harness's host time a call (20 calls back to back, no sync inside)."""
+    return statistics.median(host_time_us(fn) for _ in range(runs))
 
 
 def flushed_ms(fn) -> float:

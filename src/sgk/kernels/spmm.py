@@ -950,16 +950,16 @@ class SpmmPlan:
         global last_config
         state = self._state
         if state is not None:
-            rec, deterministic, (shape, dtype, device), config, buffers = state
+            rec, deterministic, (shape, dtype, device), config, sizes = state
             if deterministic == torch.are_deterministic_algorithms_enabled():
                 if config.kind == "densify":  # the decode into a fresh (m, k) scratch, then the dense product
-                    dense = torch.empty(buffers, dtype=dtype, device=device)
+                    dense = torch.empty(sizes, dtype=dtype, device=device)
                     if rec.run((values, dense)):
                         last_config = config
                         return torch.mm(dense, b)  # (no out=: one allocation less, and no autograd error)
-                elif buffers is not None:  # a split bitmap launch: C in the bias and C slots, then this stream's buffers
+                elif sizes is not None:  # a split bitmap launch: C in the bias and C slots, then this stream's buffers
                     c = torch.empty(shape, dtype=dtype, device=device)
-                    if rec.run((values, b, c, c) + _split_buffers(device, *buffers)):
+                    if rec.run((values, b, c, c) + _split_buffers(device, *sizes)):
                         last_config = config
                         return c
                 elif config.split_k > 1 and config.kind != "bitmap":  # (a bitmap split_k > 1 here ran unsplit)
@@ -976,8 +976,8 @@ class SpmmPlan:
         out: list = []
         deterministic = torch.are_deterministic_algorithms_enabled()
         c = spmm(ro, ci, sw, values, b, column_indices16=ci16, bitmap=bitmap, record=out, max_row=max_row)
-        config, rec, buffers = (out + [None, None, None])[:3]
-        self._state = None if rec is None else (rec, deterministic, (c.shape, c.dtype, c.device), config, buffers)
+        config, rec, sizes = (out + [None, None, None])[:3]
+        self._state = None if rec is None else (rec, deterministic, (c.shape, c.dtype, c.device), config, sizes)
         return c
 
 
@@ -1090,10 +1090,9 @@ def traffic_bytes(cfg: SpmmConfig | None, m: int, k: int, n: int, nnz: int, elem
     columns), and for "densify" also its M × K scratch written and read — B read once and C written
     once. ``cfg`` None: the 32-bit CSR form."""
     b_and_c = (k * n + m * n) * element_bytes
-    if cfg is not None and cfg.kind == "bitmap":
-        return nnz * element_bytes + m * cdiv(k, 256) * 8 * 8 + b_and_c
-    if cfg is not None and cfg.kind == "densify":  # and the scratch written once and read once
-        return nnz * element_bytes + m * cdiv(k, 256) * 8 * 8 + 2 * m * k * element_bytes + b_and_c
+    if cfg is not None and cfg.kind in ("bitmap", "densify"):
+        scratch = 2 * m * k * element_bytes if cfg.kind == "densify" else 0  # written once and read once
+        return nnz * element_bytes + m * cdiv(k, 256) * 8 * 8 + scratch + b_and_c
     index = 2 if cfg is not None and cfg.compact else 4
     return nnz * (element_bytes + index) + (m + 1) * 4 + m * 4 + b_and_c
 
