@@ -82,3 +82,28 @@ def test_exact_caches(monkeypatch):
         assert not cache and "x" not in kmod._CHOSEN
     finally:
         _tuning.set_autotune(True)
+
+
+@pytest.mark.gpu
+def test_gpu_device_time_leaves_out_host_time():
+    """The tuner times a candidate as a CUDA-graph replay: 2 ms of host work per call are not in its
+    time; a candidate that cannot be captured (it synchronises) is timed as plain calls instead, and
+    the stream is usable afterwards."""
+    import time
+
+    from sgk.kernels._tuning import device_time_ms
+
+    x = torch.randn(1 << 16, device="cuda")
+
+    def slow_host():
+        time.sleep(2e-3)
+        torch.mul(x, 2.0)
+
+    assert device_time_ms(slow_host, x.device, warmup=2, rep=8) < 1.0
+
+    def synchronising():
+        torch.mul(x, 2.0).sum().item()
+
+    assert device_time_ms(synchronising, x.device, warmup=2, rep=8) > 0.0
+    assert not torch.cuda.is_current_stream_capturing()
+    torch.testing.assert_close(torch.mul(x, 2.0), x * 2.0)

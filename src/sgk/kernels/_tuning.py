@@ -6,7 +6,16 @@ does not. The first call with a new key on a CUDA device times each candidate on
 operands (``triton.testing.do_bench``, median of a few ms), times the two fastest again, longer
 and interleaved (a single short timing mis-picked by 10% on the H200: a neighbour's noise is as
 large as the gap between close candidates), and caches the faster; every later call with that key
-reuses it. Where timing is impossible or unwanted — the Triton interpreter, a CUDA
+reuses it.
+
+Each candidate is timed as a CUDA-graph replay of one call (:func:`device_time_ms`): device time,
+the L2 still flushed before each replay, no host time. Timed as plain calls, a candidate with more
+host work per call (the densify form: a decode launch and a cuBLAS call, 31-48 µs of host on the
+H200 machine) measured its host time wherever that outlasted do_bench's flush, and the choice then
+depended on the host's noise (the densify form was chosen for 2 of the DLMC Transformer's 50
+N = 2048 cases, yet on 512×512×2048 at 70% it takes 11.3 µs of device time against the bitmap
+kernel's 12.9: ``benchmarks/results/2026-12-01_h200_b4063b1/probe_host.json``). A candidate that
+cannot be captured is timed as plain calls. Where timing is impossible or unwanted — the Triton interpreter, a CUDA
 graph being captured, tuning switched off with :func:`set_autotune` — the first candidate (the
 measured heuristic) is used.
 """
@@ -72,6 +81,38 @@ def pow2_bucket(x: float) -> int:
     return 1 if x <= 1 else 1 << math.ceil(math.log2(x))
 
 
+def _capture(fn: Callable[[], object], device) -> "torch.cuda.CUDAGraph | None":
+    """A CUDA graph of one call of ``fn`` (after one call on the capture's side stream: compiles
+    and library workspaces happen outside the capture), or None where ``fn`` cannot be captured."""
+    try:
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            fn()
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=side):
+            fn()
+        return graph
+    except Exception:  # noqa: BLE001 (a synchronising or otherwise uncapturable candidate: timed plainly)
+        return None
+
+
+def device_time_ms(fn: Callable[[], object], device, warmup: int, rep: int) -> float:
+    """Median ms of ``fn`` by ``triton.testing.do_bench``, replayed from a CUDA graph where it can be
+    captured (device time: do_bench's L2 flush before each replay kept, the host's launch work out),
+    else of plain calls."""
+    from triton.testing import do_bench
+
+    graph = _capture(fn, device) if getattr(device, "type", None) == "cuda" and torch.cuda.is_available() else None
+    if graph is None:
+        return do_bench(fn, warmup=warmup, rep=rep, return_mode="median")
+    try:
+        return do_bench(graph.replay, warmup=warmup, rep=rep, return_mode="median")
+    finally:
+        del graph
+
+
 class BucketTuner:
     """Caches, per key, the fastest of a list of candidate configurations."""
 
@@ -91,12 +132,10 @@ class BucketTuner:
         first = candidates[0]
         if len(candidates) == 1 or not _ENABLED or device.type != "cuda" or capturing(device):
             return first
-        from triton.testing import do_bench
-
         timed: list[tuple[float, int]] = []
         for i, cfg in enumerate(candidates):
             try:
-                ms = do_bench(lambda: run(cfg), warmup=2, rep=8, return_mode="median")
+                ms = device_time_ms(lambda: run(cfg), device, warmup=2, rep=8)
             except Exception:  # a candidate that cannot run here (e.g. out of shared memory) is skipped
                 continue
             timed.append((ms, i))
@@ -109,7 +148,7 @@ class BucketTuner:
             again = [math.inf, math.inf]
             for _ in range(2):  # interleaved, so a slow spell of the card hits both
                 for j, cfg in enumerate(finalists):
-                    again[j] = min(again[j], do_bench(lambda: run(cfg), warmup=2, rep=20, return_mode="median"))
+                    again[j] = min(again[j], device_time_ms(lambda: run(cfg), device, warmup=2, rep=20))
             best = finalists[0] if again[0] <= again[1] else finalists[1]
         self.cache[key] = best
         return best
