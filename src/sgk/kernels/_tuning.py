@@ -8,14 +8,16 @@ and interleaved (a single short timing mis-picked by 10% on the H200: a neighbou
 large as the gap between close candidates), and caches the faster; every later call with that key
 reuses it.
 
-Each candidate is timed as a CUDA-graph replay of one call (:func:`device_time_ms`): device time,
-the L2 still flushed before each replay, no host time. Timed as plain calls, a candidate with more
-host work per call (the densify form: a decode launch and a cuBLAS call, 31-48 µs of host on the
-H200 machine) measured its host time wherever that outlasted do_bench's flush, and the choice then
-depended on the host's noise (the densify form was chosen for 2 of the DLMC Transformer's 50
-N = 2048 cases, yet on 512×512×2048 at 70% it takes 11.3 µs of device time against the bitmap
-kernel's 12.9: ``benchmarks/results/2026-12-01_h200_b4063b1/probe_host.json``). A candidate that
-cannot be captured is timed as plain calls. Where timing is impossible or unwanted — the Triton interpreter, a CUDA
+A candidate's time is its steady-state cost per call, max(device time, host time)
+(:func:`call_cost_ms`): back-to-back calls run at whichever is longer. Device time is a CUDA-graph
+replay of one call (do_bench's L2 flush before each replay kept), host time the mean of a few
+calls issued without synchronising. Plain do_bench timing mixed the two by the host's noise:
+host time counted only where it outlasted the flush, so a candidate with more host work per call
+(the densify form: a decode launch and a cuBLAS call) won or lost by the host's mood. Device time
+alone was measured too and is worse: chosen on it, the densify form took 82 of the DLMC bf16
+cases, whose calls then cost 44-93 µs of host and measured host-bound, all 0.75x → 0.49x cuBLAS
+bf16 (``benchmarks/results/2026-12-01_h200_e2d8ee8/spmm_dlmc_bf16.json``). A candidate that
+cannot be captured gets plain do_bench timing. Where timing is impossible or unwanted — the Triton interpreter, a CUDA
 graph being captured, tuning switched off with :func:`set_autotune` — the first candidate (the
 measured heuristic) is used.
 """
@@ -98,19 +100,29 @@ def _capture(fn: Callable[[], object], device) -> "torch.cuda.CUDAGraph | None":
         return None
 
 
-def device_time_ms(fn: Callable[[], object], device, warmup: int, rep: int) -> float:
-    """Median ms of ``fn`` by ``triton.testing.do_bench``, replayed from a CUDA graph where it can be
-    captured (device time: do_bench's L2 flush before each replay kept, the host's launch work out),
-    else of plain calls."""
+def call_cost_ms(fn: Callable[[], object], device, warmup: int, rep: int, host_calls: int = 10) -> float:
+    """Steady-state ms per call of ``fn``: max(device time, host time). Device time: the median of
+    ``triton.testing.do_bench`` over replays of a CUDA graph of one call (L2 flushed before each;
+    plain calls where ``fn`` cannot be captured, which then include the host). Host time: the mean
+    of ``host_calls`` calls issued back to back without synchronising (the GPU work queues behind)."""
+    import time
+
     from triton.testing import do_bench
 
     graph = _capture(fn, device) if getattr(device, "type", None) == "cuda" and torch.cuda.is_available() else None
     if graph is None:
         return do_bench(fn, warmup=warmup, rep=rep, return_mode="median")
     try:
-        return do_bench(graph.replay, warmup=warmup, rep=rep, return_mode="median")
+        dev = do_bench(graph.replay, warmup=warmup, rep=rep, return_mode="median")
     finally:
         del graph
+    torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    for _ in range(host_calls):
+        fn()
+    host = (time.perf_counter() - t0) / host_calls * 1e3
+    torch.cuda.synchronize(device)
+    return max(dev, host)
 
 
 class BucketTuner:
@@ -135,7 +147,7 @@ class BucketTuner:
         timed: list[tuple[float, int]] = []
         for i, cfg in enumerate(candidates):
             try:
-                ms = device_time_ms(lambda: run(cfg), device, warmup=2, rep=8)
+                ms = call_cost_ms(lambda: run(cfg), device, warmup=2, rep=8)
             except Exception:  # a candidate that cannot run here (e.g. out of shared memory) is skipped
                 continue
             timed.append((ms, i))
@@ -148,7 +160,7 @@ class BucketTuner:
             again = [math.inf, math.inf]
             for _ in range(2):  # interleaved, so a slow spell of the card hits both
                 for j, cfg in enumerate(finalists):
-                    again[j] = min(again[j], device_time_ms(lambda: run(cfg), device, warmup=2, rep=20))
+                    again[j] = min(again[j], call_cost_ms(lambda: run(cfg), device, warmup=2, rep=20))
             best = finalists[0] if again[0] <= again[1] else finalists[1]
         self.cache[key] = best
         return best

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 from dataclasses import dataclass
 
 import torch
@@ -931,8 +930,8 @@ class SpmmPlan:
     is repeated as the full path runs it: a zeroed fp32 accumulator (C itself for fp32), the
     atomic launch, the cast; a split bitmap launch is repeated with the current stream's partial-sum
     and arrival buffers (:func:`_split_buffers`, as the full path takes them: the record holds
-    their sizes); a densify choice as its decode's recorded launch into a scratch of the recorded
-    shape (:func:`_densify_scratch`), then the dense product (``torch.mm``). Every call whose record does not apply
+    their sizes); a densify choice as its decode's recorded launch into a fresh scratch of the
+    recorded shape, then the dense product (``torch.mm``). Every call whose record does not apply
     takes :func:`spmm` again, and records anew: a changed deterministic-algorithms setting,
     an operand of another alignment, or a launch path or tuner setting changed since
     (:func:`~sgk.kernels._launch.invalidate_prepared`). The caller guarantees the layout: values
@@ -954,7 +953,7 @@ class SpmmPlan:
             rec, deterministic, (shape, dtype, device), config, sizes = state
             if deterministic == torch.are_deterministic_algorithms_enabled():
                 if config.kind == "densify":  # the decode into a fresh (m, k) scratch, then the dense product
-                    dense = _densify_scratch(sizes, dtype, device)
+                    dense = torch.empty(sizes, dtype=dtype, device=device)
                     if rec.run((values, dense)):
                         last_config = config
                         return torch.mm(dense, b)  # (no out=: one allocation less, and no autograd error)
@@ -1216,35 +1215,6 @@ DENSIFY_MAX_BYTES = 64 << 20
 form allocates per call (64 MiB); beyond it, it is not offered."""
 
 
-DENSIFY_CACHED_BYTES = 8 << 20
-"""Largest densify scratch kept between calls (per device, stream and thread; 8 MiB holds every DLMC
-matrix in bf16): a smaller one is taken from that cache (the caching allocator costs ~4.4 µs of host
-a call on the H200 machine, ``benchmarks/results/2026-12-01_h200_b4063b1/probe_host.json``), a
-larger one allocated per call, where the product outlasts that by far."""
-
-_DENSIFY_SCRATCH: dict = {}
-"""(device, stream, thread) -> a byte buffer of at most DENSIFY_CACHED_BYTES. The decode writes the
-scratch and the product reads it in two launches; launches on one stream run in order, so calls on
-one stream may share it, but only from one thread (two threads' launches may interleave)."""
-
-
-def _densify_scratch(shape: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """An uninitialised scratch of ``shape`` and ``dtype`` for a densify call on the current stream:
-    from :data:`_DENSIFY_SCRATCH` where it is small enough, fresh inside a CUDA-graph capture (the
-    graph's replays would otherwise share one buffer with later eager calls) or where it is larger."""
-    numel = 1
-    for d in shape:
-        numel *= d
-    nbytes = numel * dtype.itemsize
-    if device.type != "cuda" or nbytes > DENSIFY_CACHED_BYTES or capturing(device):
-        return torch.empty(shape, dtype=dtype, device=device)
-    key = (device, torch.cuda.current_stream(device).cuda_stream, threading.get_ident())
-    have = _DENSIFY_SCRATCH.get(key)
-    if have is None or have.numel() < nbytes:
-        have = _DENSIFY_SCRATCH[key] = torch.empty(max(nbytes, 1 << 20), dtype=torch.uint8, device=device)
-    return have[:nbytes].view(dtype).view(shape)
-
-
 def densify_allowed(m: int, k: int, n: int, batch: int, dtype: torch.dtype) -> bool:
     """Whether the tuner may time the densify form: fp16/bf16, N >= DENSIFY_MIN_N, a scratch within
     DENSIFY_MAX_BYTES."""
@@ -1256,7 +1226,7 @@ def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c, record: l
     """C = A·B as A decoded into a dense scratch (every element written: one pass over the bitmap and
     the values, no memset) and a dense product over it (cuBLAS on the GPU), the bias added in the
     product's epilogue (``addmm``/``baddbmm``: one rounding), then ReLU. The scratch is transient:
-    M·K elements per value batch (:func:`_densify_scratch`). Outside autograd (a kernel launcher): ``out=`` products.
+    M·K elements per value batch. Outside autograd (a kernel launcher): ``out=`` products.
     ``record`` (unbatched, no bias, no ReLU, C of b's dtype): gets the decode launch's Prepared record
     (the values and the scratch to be replaced); :class:`SpmmPlan` repeats it and the product."""
     bits, word_offsets = bitmap
@@ -1268,7 +1238,7 @@ def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c, record: l
         raise ValueError(f"spmm(): k = {k} needs {grid_k} column tiles, more than the {MAX_GRID_YZ} a launch allows")
     batched = values.dim() == 2
     nv = values.shape[0] if batched else 1
-    dense = _densify_scratch((nv, m, k) if batched else (m, k), values.dtype, values.device)
+    dense = torch.empty((nv, m, k) if batched else (m, k), dtype=values.dtype, device=values.device)
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "HW_POPC": values.is_cuda}
     prepare = (2, 3) if record is not None and not batched and bias is None and not relu and c.dtype == b.dtype else None
     for v0 in range(0, nv, MAX_GRID_YZ):
