@@ -6,18 +6,7 @@ does not. The first call with a new key on a CUDA device times each candidate on
 operands (``triton.testing.do_bench``, median of a few ms), times the two fastest again, longer
 and interleaved (a single short timing mis-picked by 10% on the H200: a neighbour's noise is as
 large as the gap between close candidates), and caches the faster; every later call with that key
-reuses it.
-
-A candidate's time is its steady-state cost per call, max(device time, host time)
-(:func:`call_cost_ms`): back-to-back calls run at whichever is longer. Device time is a CUDA-graph
-replay of one call (do_bench's L2 flush before each replay kept), host time the mean of a few
-calls issued without synchronising. Plain do_bench timing mixed the two by the host's noise:
-host time counted only where it outlasted the flush, so a candidate with more host work per call
-(the densify form: a decode launch and a cuBLAS call) won or lost by the host's mood. Device time
-alone was measured too and is worse: chosen on it, the densify form took 82 of the DLMC bf16
-cases, whose calls then cost 44-93 µs of host and measured host-bound, all 0.75x → 0.49x cuBLAS
-bf16 (``benchmarks/results/2026-12-01_h200_e2d8ee8/spmm_dlmc_bf16.json``). A candidate that
-cannot be captured gets plain do_bench timing. Where timing is impossible or unwanted — the Triton interpreter, a CUDA
+reuses it. Where timing is impossible or unwanted — the Triton interpreter, a CUDA
 graph being captured, tuning switched off with :func:`set_autotune` — the first candidate (the
 measured heuristic) is used.
 """
@@ -83,48 +72,6 @@ def pow2_bucket(x: float) -> int:
     return 1 if x <= 1 else 1 << math.ceil(math.log2(x))
 
 
-def _capture(fn: Callable[[], object], device) -> "torch.cuda.CUDAGraph | None":
-    """A CUDA graph of one call of ``fn`` (after one call on the capture's side stream: compiles
-    and library workspaces happen outside the capture), or None where ``fn`` cannot be captured."""
-    try:
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            fn()
-        torch.cuda.current_stream(device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=side):
-            fn()
-        return graph
-    except Exception:  # noqa: BLE001 (a synchronising or otherwise uncapturable candidate: timed plainly)
-        return None
-
-
-def call_cost_ms(fn: Callable[[], object], device, warmup: int, rep: int, host_calls: int = 10) -> float:
-    """Steady-state ms per call of ``fn``: max(device time, host time). Device time: the median of
-    ``triton.testing.do_bench`` over replays of a CUDA graph of one call (L2 flushed before each;
-    plain calls where ``fn`` cannot be captured, which then include the host). Host time: the mean
-    of ``host_calls`` calls issued back to back without synchronising (the GPU work queues behind)."""
-    import time
-
-    from triton.testing import do_bench
-
-    graph = _capture(fn, device) if getattr(device, "type", None) == "cuda" and torch.cuda.is_available() else None
-    if graph is None:
-        return do_bench(fn, warmup=warmup, rep=rep, return_mode="median")
-    try:
-        dev = do_bench(graph.replay, warmup=warmup, rep=rep, return_mode="median")
-    finally:
-        del graph
-    torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(host_calls):
-        fn()
-    host = (time.perf_counter() - t0) / host_calls * 1e3
-    torch.cuda.synchronize(device)
-    return max(dev, host)
-
-
 class BucketTuner:
     """Caches, per key, the fastest of a list of candidate configurations."""
 
@@ -144,10 +91,12 @@ class BucketTuner:
         first = candidates[0]
         if len(candidates) == 1 or not _ENABLED or device.type != "cuda" or capturing(device):
             return first
+        from triton.testing import do_bench
+
         timed: list[tuple[float, int]] = []
         for i, cfg in enumerate(candidates):
             try:
-                ms = call_cost_ms(lambda: run(cfg), device, warmup=2, rep=8)
+                ms = do_bench(lambda: run(cfg), warmup=2, rep=8, return_mode="median")
             except Exception:  # a candidate that cannot run here (e.g. out of shared memory) is skipped
                 continue
             timed.append((ms, i))
@@ -160,7 +109,7 @@ class BucketTuner:
             again = [math.inf, math.inf]
             for _ in range(2):  # interleaved, so a slow spell of the card hits both
                 for j, cfg in enumerate(finalists):
-                    again[j] = min(again[j], call_cost_ms(lambda: run(cfg), device, warmup=2, rep=20))
+                    again[j] = min(again[j], do_bench(lambda: run(cfg), warmup=2, rep=20, return_mode="median"))
             best = finalists[0] if again[0] <= again[1] else finalists[1]
         self.cache[key] = best
         return best
