@@ -10,7 +10,9 @@
 # spmmbf16 / spmmfp16 (one dtype of spmm16), wide (benchmarks/probe_wide.py: the bitmap kernel at N > 64),
 # densify (benchmarks/probe_prefetch.py --only densify: the densify form against the bitmap kernel),
 # host (benchmarks/probe_host.py: host time of spmm's plan paths per configuration and per part),
-# chunk (benchmarks/probe_chunk.py: split gathers with the chunk index slowest over the grid, decode widths).
+# chunk (benchmarks/probe_chunk.py: split gathers with the chunk index slowest over the grid, decode widths),
+# scatter (benchmarks/probe_scatter.py: nonzeros scattered into a global scratch tile, then tl.dot),
+# harnesshost (benchmarks/probe_harness_host.py: the suite's densify/bitmap calls' host time; needs .dlmc).
 # Everything lands under $OUT.
 #
 # The DLMC steps need ./.dlmc: a copy of shared/dlmc plus the anchors JSON, git-ignored, named in
@@ -41,6 +43,8 @@ for step in "$@"; do
     densify) python3 benchmarks/probe_prefetch.py --only densify --budget "${DENSIFY_BUDGET:-150}" --out "$OUT/probe_densify.json" 2>&1 | tee "$OUT/probe_densify.log" | sed -n '/== probe_prefetch ==/,$p' ;;
     host) python3 benchmarks/probe_host.py --budget "${HOST_BUDGET:-240}" --out "$OUT/probe_host.json" 2>&1 | tee "$OUT/probe_host.log" | sed -n '/== probe_host ==/,$p' ;;
     chunk) python3 benchmarks/probe_chunk.py --budget "${CHUNK_BUDGET:-300}" --out "$OUT/probe_chunk.json" 2>&1 | tee "$OUT/probe_chunk.log" | sed -n '/== probe_chunk ==/,$p' ;;
+    scatter) python3 benchmarks/probe_scatter.py --budget "${SCATTER_BUDGET:-300}" --out "$OUT/probe_scatter.json" 2>&1 | tee "$OUT/probe_scatter.log" | sed -n '/== probe_scatter ==/,$p' ;;
+    harnesshost) python3 benchmarks/probe_harness_host.py --out "$OUT/probe_harness_host.json" 2>&1 | tee "$OUT/probe_harness_host.log" | sed -n '/== probe_harness_host ==/,$p' ;;
     wide) python3 benchmarks/probe_wide.py --budget "${WIDE_BUDGET:-240}" --out "$OUT/probe_wide.json" 2>&1 | tee "$OUT/probe_wide.log" | sed -n '/== probe_wide ==/,$p' ;;
     spmm16) for dt in bf16 fp16; do python3 -m sgk bench spmm "${BENCH[@]}" --dtype $dt --impl sgk,cublas_bf16,cusparse \
               --out "$OUT/spmm_dlmc_$dt.json" 2>&1 | tail -14; done ;;

@@ -18,6 +18,11 @@ Prediction (written before any run): 8192², 80%, N = 16: 59 → ~30-35 µs with
 (1.4-1.6x cuBLAS bf16); N = 8 ~70 → ~30 µs; N = 32 70 → ~40 µs; N = 64 ~90 → ~60 µs; the same
 split with the chunk index fastest no better than unsplit (within 10%).
 
+Outcome (seventh session, ``benchmarks/results/2026-12-01_h200_b4063b1/probe_chunk.json``): missed.
+Chunk-major and chunk-minor splits are within ±2% of each other and both slower than the unsplit
+flat kernel (8192², 80%, N = 16: 73.1 and 74.0 against 66.2 µs, the tuner's choice 60.4): the gathers
+from B are not L2-limited here; the split's partial sums, atomics, zeroing and cast are what shows.
+
 Each configuration's output is checked against float64 first; each launch is a CUDA-graph replay
 under do_bench (`probe_prefetch.bench_graph`: no host time). Run from the repository root:
 

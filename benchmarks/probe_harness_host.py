@@ -7,7 +7,13 @@ and then to the bitmap kernel, the harness's own host timer (:func:`sgk.bench.ha
 20 calls back to back) over: the suite's call exactly (``sgk.spmm(a, b)`` with A built as the suite
 builds it, autograd on), the same under ``torch.no_grad()``, the plan's own call, and
 ``torch.mm`` alone; and how many of 20 suite calls took the full launcher path (the plan's record
-refused). Run from the repository root:
+refused).
+
+Outcome (seventh session, ``benchmarks/results/2026-12-01_h200_802054a/probe_harness_host.json``):
+the suite's own call takes 25-38 µs of host for the densify form and 14-24 µs for the bitmap kernel,
+every call on the recorded plan (0 of 20 on the full path), ``torch.mm`` alone 12-17 µs. The 77 µs
+median of the e2d8ee8 suite came from that commit's per-stream scratch cache (reverted); the control
+run at 07dba97 has a densify median of 31 µs. Run from the repository root:
 
     PYTHONPATH=src python3 benchmarks/probe_harness_host.py [--budget S] [--out F]
 """
@@ -97,7 +103,7 @@ def _summary(r):
     if r["section"] != "host":
         return f"  {r}"
     keys = ("suite_call_us", "no_grad_us", "plan_us", "mm_us", "empty_us")
-    return (f"  {r['file'].split('/')[2]}/{r['file'].split('/')[-1][:40]} n={r['n']} {r['name']:8s} full {r['full_path_calls_of_20']}/20 "
+    return (f"  {r['file'].split('/')[3]}/{r['file'].split('/')[-1][14:54]} n={r['n']} {r['name']:8s} full {r['full_path_calls_of_20']}/20 "
             + " ".join(f"{k[:-3]} {r[k]:.1f}" for k in keys if k in r) + f" plans {r.get('plans')} rec {r.get('recorded')}")
 
 

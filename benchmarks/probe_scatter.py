@@ -21,12 +21,20 @@ DRAM stream. Prediction (written before any run, seventh session): 25-35 µs, 1.
 (47 µs under this timer, `2026-12-01_h200_b4063b1/probe_chunk.json`); at 90% ~20 µs; at 50% about
 cuBLAS (the compact form is then as many bytes as dense).
 
+Outcome (seventh session, ``benchmarks/results/2026-12-01_h200_b4063b1/probe_scatter{,2}.json``,
+144 variants, every output checked twice): missed by 3x. Best 94.5 µs at 80% (0.50x cuBLAS), 73.5 µs
+at 95%, 116 µs at 50%; splits help up to 4 ways, then every tile plateaus at ~95 µs. The reload and
+re-zeroing alone (the 95% case) move 268 MB in 73.5 µs, ~3.7 TB/s: DRAM's rate, not the L2's read
+rate that the prediction assumed. A scatter target must be shared memory, which Triton does not offer.
+
 Variants: BM ∈ {64, 128}, BK ∈ {128, 256}, 4 or 8 warps, split-K 1/2/4 (fp32 atomics into a zeroed
 buffer, then a cast), zeroing by a dense store of the tile or per nonzero (the positions re-read).
 Every output is checked against float64 first; each call is a CUDA-graph replay under do_bench
 (`probe_prefetch.bench_graph`: L2 flushed, no host time). Run from the repository root:
 
     PYTHONPATH=src python3 benchmarks/probe_scatter.py [--budget S] [--out F]
+
+(``SCATTER_SET=2``: the second run's grid, split 8-32 and 16-64-row blocks.)
 """
 from __future__ import annotations
 

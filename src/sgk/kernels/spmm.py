@@ -617,7 +617,9 @@ class SpmmConfig:
     reproducible, so never chosen under ``torch.use_deterministic_algorithms``), for "flat" too;
     with ``chunk_major`` the chunk index varies slowest over the grid, so the programs running at
     once all read about one K/split_k slice of B (columns are sorted within a row), a slice that
-    can stay in each SM's L1 at decode widths; by default it varies fastest."""
+    can stay in each SM's L1 at decode widths; by default it varies fastest. (Forced only: measured
+    on the H200 it was within 2% of the default order and never faster than no split,
+    ``benchmarks/results/2026-12-01_h200_b4063b1/probe_chunk.json``; the tuner does not offer it.)"""
 
     rows: int
     block_k: int
