@@ -164,6 +164,37 @@ def test_attention_per_sample_errors():
     assert out.shape == (2, 8, 4)
 
 
+def test_attention_per_sample_broadcasts_the_inner_batch():
+    """With per-sample topologies, q, k and v broadcast over the dimensions after the sample's (a q
+    shared by the heads of k and v, or a 3-D q against 4-D k and v), as with one topology."""
+    g = gen(11)
+    topos = [sgk.CSRMatrix.random(6, 5, 0.5, generator=g), sgk.CSRMatrix.random(6, 5, 0.3, generator=g)]
+    k, v = randn(2, 3, 5, 4, g=g), randn(2, 3, 5, 2, g=g)
+    for q in (randn(2, 1, 6, 4, g=g), randn(2, 6, 4, g=g)):
+        out = sgk.attention(q, k, v, topos)
+        assert out.shape == (2, 3, 6, 2)
+        q4 = q if q.dim() == 4 else q[:, None]
+        for i, t in enumerate(topos):
+            assert_close(out[i], dense_attention(q4[i].expand(3, 6, 4), k[i], v[i], t), torch.float32, 5)
+
+
+def test_attention_argument_errors():
+    """scale must be a number; batch shapes that do not broadcast are reported by attention(),
+    naming q, k and v (not the inner sddmm's or spmm's arguments); an empty batch gives an empty
+    result."""
+    a = sgk.CSRMatrix.random(4, 5, 0.5, generator=gen(12))
+    q, k, v = torch.randn(4, 2), torch.randn(5, 2), torch.randn(5, 3)
+    with pytest.raises(TypeError, match=r"attention\(\): scale must be a number or None, got str"):
+        sgk.attention(q, k, v, a, scale="x")
+    with pytest.raises(TypeError, match="scale must be a number"):
+        sgk.attention(q, k, v, a, scale=True)
+    with pytest.raises(ValueError, match=r"attention\(\): batch dimensions do not broadcast: q batch shape \(2,\), k batch"):
+        sgk.attention(torch.randn(2, 4, 2), torch.randn(3, 5, 2), torch.randn(3, 5, 3), a)
+    with pytest.raises(ValueError, match=r"attention\(\): .* v batch shape \(3,\)"):
+        sgk.attention(torch.randn(2, 4, 2), torch.randn(2, 5, 2), torch.randn(3, 5, 3), a)
+    assert sgk.attention(torch.randn(0, 4, 2), torch.randn(0, 5, 2), torch.randn(0, 5, 3), a).shape == (0, 4, 3)
+
+
 @pytest.mark.gpu
 def test_gpu_per_sample_attention_bf16_with_gradients():
     g = gen(6)

@@ -98,8 +98,9 @@ def test_torch_interop():
         (dict(shape=(64, 64), block_size=24), ValueError, "block_size must be one of"),
         (dict(shape=(64, 64), block_size=16, values_shape=(3, 16, 8)), ValueError, "values must have shape"),
         (dict(shape=(64, 64), block_size=16, int_values=True), TypeError, "values must be a floating"),
+        (dict(shape=(64.5, 64), block_size=16), ValueError, r"shape must be \(m, k\) with integers"),
     ],
-    ids=["shape-not-multiple", "bad-block-size", "values-shape", "int-values"],
+    ids=["shape-not-multiple", "bad-block-size", "values-shape", "int-values", "float-shape"],
 )
 def test_constructor_errors(kwargs, exc, text):
     offsets = torch.tensor([0, 1, 2, 3, 3])
@@ -142,6 +143,17 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda v, b: sgk.bsr_spmm(a.with_values(v), b), (v, b))
     assert torch.autograd.gradcheck(lambda x, v: sgk.bsr_dsmm(x, a.with_values(v)), (x, v))
     assert torch.autograd.gradcheck(lambda xs, ys: sgk.bsr_sddmm(xs, ys, a).values, (xs, ys))
+
+
+def test_from_dense_and_block_mask_edges():
+    """An empty dense matrix (m or k = 0, with or without a batch) gives an empty BSRMatrix by every
+    way of choosing blocks; values that are not a tensor are a TypeError naming them."""
+    for x in (torch.randn(0, 16), torch.randn(16, 0), torch.randn(3, 0, 32)):
+        for kw in ({}, {"sparsity": 0.5}):
+            a = sgk.BSRMatrix.from_dense(x, 16, **kw)
+            assert a.shape == tuple(x.shape[-2:]) and a.nnz_blocks == 0 and a.to_dense().shape == x.shape
+    with pytest.raises(TypeError, match=r"from_block_mask\(\): values must be a tensor of shape \(\*batch, nnz_blocks, 16, 16\), got list"):
+        sgk.BSRMatrix.from_block_mask(torch.ones(1, 1, dtype=torch.bool), [1.0], 16)
 
 
 def test_op_errors():

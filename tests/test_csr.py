@@ -534,6 +534,16 @@ I64 = torch.int64
             ValueError,
             r"CSRMatrix\(\): values must have shape \(\*batch, nnz\), got a 0-d tensor",
         ),
+        (
+            lambda: CSRMatrix(torch.tensor([0, 1, 1]), torch.tensor([0]), torch.randn(1), (2.7, 3)),
+            ValueError,
+            r"CSRMatrix\(\): shape must be \(m, k\) with integers m, k >= 0, got \(2.7, 3\)",
+        ),
+        (
+            lambda: CSRMatrix(torch.tensor([0, 1, 1]), torch.tensor([0]), torch.randn(1), ("a", "b")),
+            ValueError,
+            r"CSRMatrix\(\): shape must be \(m, k\) with integers",
+        ),
     ],
     ids=[
         "int-values",
@@ -548,11 +558,18 @@ I64 = torch.int64
         "list-offsets",
         "shape-rank",
         "0d-values",
+        "float-shape",
+        "str-shape",
     ],
 )
 def test_constructor_errors(build, exc, match):
     with pytest.raises(exc, match=match):
         build()
+
+
+def test_constructor_accepts_numpy_and_tensor_ints_as_shape():
+    a = CSRMatrix(torch.tensor([0, 1, 1]), torch.tensor([0]), torch.randn(1), (np.int64(2), torch.tensor(3)))
+    assert a.shape == (2, 3) and all(type(d) is int for d in a.shape)
 
 
 def test_constructor_accepts_int64_and_stores_int32():

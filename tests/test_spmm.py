@@ -569,6 +569,11 @@ def _a():
             ValueError,
             r"spmm\(\): all inputs must be on one device, but a is on cpu and b is on meta",
         ),
+        (
+            lambda a: sgk.spmm(a, torch.ones(5, 3), bias=[0.0] * 4),
+            TypeError,
+            r"spmm\(\): bias must be a torch.Tensor, got list",
+        ),
     ],
     ids=[
         "int-b",
@@ -586,11 +591,34 @@ def _a():
         "bias-dtype",
         "bias-0d",
         "device",
+        "list-bias",
     ],
 )
 def test_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call(_a())
+
+
+@pytest.mark.parametrize("method", ["reference", "triton"])
+def test_empty_batch_gives_an_empty_result(kernel_device, method):
+    """A batch dimension of 0 on any operand of spmm, sddmm or the block-sparse ops gives an empty
+    result of the broadcast shape, as torch.matmul does (it used to become a batch of 1: a shape
+    error on the reference path, an out-of-bounds read in the kernels)."""
+    if method == "triton" and kernel_device.type != "cpu" and not torch.cuda.is_available():
+        pytest.skip("no kernel device")
+    dev = kernel_device if method == "triton" else torch.device("cpu")
+    a = sgk.CSRMatrix.random(4, 5, 0.5, generator=gen(31)).to(dev)
+    assert sgk.spmm(a, torch.randn(0, 5, 3, device=dev), method=method).shape == (0, 4, 3)
+    assert sgk.spmm(a.with_values(torch.randn(0, a.nnz, device=dev)), torch.randn(5, 3, device=dev),
+                    method=method).shape == (0, 4, 3)
+    assert sgk.spmm(a, torch.randn(0, 5, 3, device=dev), bias=torch.randn(4, device=dev), activation="relu",
+                    method=method).shape == (0, 4, 3)
+    assert sgk.sddmm(torch.randn(0, 4, 2, device=dev), torch.randn(5, 2, device=dev), a,
+                     method=method).values.shape == (0, a.nnz)
+    w = sgk.BSRMatrix.random(32, 32, 16, 0.5, generator=gen(32)).to(dev)
+    assert sgk.bsr_spmm(w, torch.randn(0, 32, 3, device=dev), method=method).shape == (0, 32, 3)
+    assert sgk.bsr_sddmm(torch.randn(0, 32, 16, device=dev), torch.randn(32, 16, device=dev), w,
+                         method=method).values.shape == (0, w.nnz_blocks, 16, 16)
 
 
 def test_triton_refuses_float64(kernel_device):

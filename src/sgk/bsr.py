@@ -7,11 +7,12 @@ leading batch shares the one block pattern, as with :class:`~sgk.CSRMatrix`.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
 
-from .checks import FLOAT_DTYPES, INT32_MAX, check
+from .checks import FLOAT_DTYPES, INT32_MAX, check, check_matrix_shape
 from .csr import Topology, _SparseValues, _to_int32
 
 __all__ = ["BSRMatrix", "BLOCK_SIZES"]
@@ -21,15 +22,11 @@ BLOCK_SIZES = (16, 32, 64, 128)
 
 
 def _check_block_shape(op: str, shape: Sequence[int], block_size: int) -> tuple[int, int]:
-    check(
-        isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 2 and all(int(s) >= 0 for s in shape),
-        lambda: f"{op}: shape must be (m, k) with m, k >= 0, got {shape!r}",
-    )
+    m, k = check_matrix_shape(op, shape)
     check(
         block_size in BLOCK_SIZES,
         lambda: f"{op}: block_size must be one of {BLOCK_SIZES}, got {block_size!r}",
     )
-    m, k = int(shape[0]), int(shape[1])
     check(
         m % block_size == 0 and k % block_size == 0,
         lambda: f"{op}: shape {(m, k)} must be a multiple of block_size = {block_size} in both dimensions",
@@ -214,6 +211,8 @@ class BSRMatrix(_SparseValues):
         block order."""
         op = "BSRMatrix.from_block_mask()"
         check(isinstance(mask, torch.Tensor) and mask.dim() == 2, f"{op}: mask must be a 2-D tensor", TypeError)
+        check(isinstance(values, torch.Tensor), lambda: f"{op}: values must be a tensor of shape (*batch, nnz_blocks, "
+              f"{block_size}, {block_size}), got {type(values).__name__}", TypeError)
         mask = mask.to(torch.bool)
         counts = mask.sum(1)
         offsets = torch.zeros(mask.shape[0] + 1, dtype=torch.int64, device=mask.device)
@@ -244,6 +243,7 @@ class BSRMatrix(_SparseValues):
         bs = block_size
         mb, kb = m // bs, k // bs
         batch = tuple(x.shape[:-2])
+        nbatch = math.prod(batch)  # (explicit: a -1 in the reshapes below is ambiguous for an empty x)
         blocks = x.reshape(*batch, mb, bs, kb, bs).transpose(-3, -2)  # (*batch, mb, kb, bs, bs)
         if mask is not None:
             check(sparsity is None, f"{op}: give mask or sparsity, not both")
@@ -254,14 +254,14 @@ class BSRMatrix(_SparseValues):
             keep = mask.to(device=x.device, dtype=torch.bool)
         elif sparsity is not None:
             check(0.0 <= float(sparsity) <= 1.0, lambda: f"{op}: sparsity must be in [0, 1], got {sparsity}")
-            norms = blocks.detach().double().pow(2).sum(dim=(-1, -2)).reshape(-1, mb * kb).sum(0)
+            norms = blocks.detach().double().pow(2).sum(dim=(-1, -2)).reshape(nbatch, mb * kb).sum(0)
             n_keep = int(round((1.0 - float(sparsity)) * mb * kb))
             keep = torch.zeros(mb * kb, dtype=torch.bool, device=x.device)
             if n_keep:
                 keep[torch.topk(norms, n_keep).indices] = True
             keep = keep.reshape(mb, kb)
         else:
-            keep = (blocks != 0).reshape(-1, mb, kb, bs * bs).any(-1).any(0)
+            keep = (blocks != 0).reshape(nbatch, mb, kb, bs * bs).any(-1).any(0)
         values = blocks[..., keep, :, :]
         return cls.from_block_mask(keep, values, bs)
 

@@ -6,6 +6,7 @@ uses ``assert``: these guard user input.
 """
 from __future__ import annotations
 
+import operator
 from typing import Iterable, Sequence
 
 import torch
@@ -128,3 +129,29 @@ def broadcast_batch(op: str, names: Sequence[str], shapes: Sequence[Sequence[int
     except RuntimeError:
         desc = ", ".join(f"{n} batch shape {tuple(s)}" for n, s in zip(names, shapes))
         raise ValueError(f"{op}(): batch dimensions do not broadcast: {desc}") from None
+
+
+def flat_batch(*sizes: int) -> int:
+    """The batch of operands flattened to one leading dimension each, every size 1 (shared) or the
+    batch (checked by :func:`broadcast_batch` first): the size that is not 1, so a batch of 0 stays 0
+    (``max`` would make it 1)."""
+    out = 1
+    for s in sizes:
+        if s != 1:
+            out = s
+    return out
+
+
+def check_matrix_shape(op: str, shape: object) -> tuple[int, int]:
+    """(m, k) from a matrix ``shape`` argument: a pair of non-negative integers (Python or NumPy
+    ints, ``torch.Size``; not floats, which ``int()`` would truncate), else a ValueError naming it."""
+    ok = isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 2
+    if ok:
+        try:
+            dims = tuple(operator.index(s) for s in shape)
+        except TypeError:
+            ok = False
+        else:
+            ok = all(d >= 0 for d in dims)
+    check(ok, lambda: f"{op}: shape must be (m, k) with integers m, k >= 0, got {shape!r}")
+    return dims

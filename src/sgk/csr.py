@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .checks import FLOAT_DTYPES, INDEX_DTYPES, INT32_MAX, check
+from .checks import FLOAT_DTYPES, INDEX_DTYPES, INT32_MAX, check, check_matrix_shape
 
 __all__ = ["CSRMatrix", "Topology"]
 
@@ -338,11 +338,7 @@ class CSRMatrix(_SparseValues):
         shape: Sequence[int],
     ):
         op = "CSRMatrix()"
-        check(
-            isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 2 and all(int(s) >= 0 for s in shape),
-            f"{op}: shape must be (m, k) with m, k >= 0, got {shape!r}",
-        )
-        m, k = int(shape[0]), int(shape[1])
+        m, k = check_matrix_shape(op, shape)
         check(m <= INT32_MAX and k <= INT32_MAX, f"{op}: shape {(m, k)} exceeds int32 indexing (2**31 - 1)")
         for name, t in (("row_offsets", row_offsets), ("column_indices", column_indices), ("values", values)):
             check(isinstance(t, torch.Tensor), f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}", TypeError)

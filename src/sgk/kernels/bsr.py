@@ -22,6 +22,7 @@ import triton
 import triton.language as tl
 
 from ._common import MAX_GRID_YZ, batch_stride, cdiv, dot_precision, mma, next_power_of_2
+from ..checks import flat_batch
 from ._launch import launch
 from ._tuning import BucketTuner, exact_cache, pow2_bucket, remember
 
@@ -210,7 +211,7 @@ def spmm(
     permutation) the pattern given is Aᵀ's and blocks are read transposed. b (Bb, k', n).
     Returns (batch, rows_out, n), or (batch, n, rows_out) written through transposed strides when
     ``out_transposed``."""
-    batch = max(values.shape[0], b.shape[0])
+    batch = flat_batch(values.shape[0], b.shape[0])
     n = b.shape[-1]
     bs = values.shape[-1]
     if out_transposed:
@@ -283,7 +284,7 @@ def sddmm(
     """Blocks of X·Yᵀ at a block pattern (COO block rows and columns): x (Bx, m, d), y (By, k, d)
     → (batch, nnzb, bs, bs)."""
     nnzb = column_indices.numel()
-    batch = max(x.shape[0], y.shape[0])
+    batch = flat_batch(x.shape[0], y.shape[0])
     d = x.shape[-1]
     out = torch.empty(batch, nnzb, bs, bs, dtype=x.dtype, device=x.device)
     if out.numel() == 0:

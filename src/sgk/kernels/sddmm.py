@@ -19,6 +19,7 @@ import triton
 import triton.language as tl
 
 from ._common import MAX_GRID_YZ, batch_stride, next_power_of_2
+from ..checks import flat_batch
 from ._launch import launch
 from ._tuning import BucketTuner, exact_cache, pow2_bucket, remember
 
@@ -172,7 +173,7 @@ def sddmm(
         batch = 1
         out = torch.empty(nnz, dtype=x.dtype, device=x.device)
     else:
-        batch = max(x.shape[0], y.shape[0])
+        batch = flat_batch(x.shape[0], y.shape[0])
         out = torch.empty(batch, nnz, dtype=x.dtype, device=x.device)
     if out.numel() == 0 or m == 0:
         return out

@@ -66,6 +66,7 @@ import triton.language as tl
 from triton.language.extra import libdevice
 
 from ._common import MAX_GRID_YZ, batch_stride, cdiv, dot_precision, mma
+from ..checks import flat_batch
 from ._launch import launch
 from ._tuning import BucketTuner, capturing, exact_cache, pow2_bucket, remember
 
@@ -880,7 +881,7 @@ def spmm(
         batch = 1
         c = torch.empty(m, n, dtype=out_dtype or b.dtype, device=b.device)
     else:
-        batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
+        batch = flat_batch(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
         c = torch.empty(batch, m, n, dtype=out_dtype or b.dtype, device=b.device)
     if c.numel() == 0:
         return c

@@ -13,6 +13,7 @@ from typing import Optional
 
 import torch
 
+from ..checks import flat_batch
 from . import reference
 
 _BACKENDS = ("triton", "reference")
@@ -62,7 +63,7 @@ def _spmm_impl(
     out = reference.spmm_coo(row_indices, column_indices, values, b, m, bias, relu)
     if _unbatched_spmm(values, b, bias):
         return out
-    batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
+    batch = flat_batch(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
     return out.expand(batch, *out.shape[-2:]).contiguous()
 
 
@@ -78,7 +79,7 @@ def _(row_offsets, column_indices, row_indices, row_swizzle, values, b, bias, re
       word_offsets=None, max_row=-1):
     if _unbatched_spmm(values, b, bias):
         return b.new_empty(row_offsets.shape[0] - 1, b.shape[-1])
-    batch = max(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
+    batch = flat_batch(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)
     return b.new_empty(batch, row_offsets.shape[0] - 1, b.shape[-1])
 
 
@@ -98,7 +99,7 @@ def _sddmm_impl(
     out = reference.sddmm_coo(row_indices, column_indices, x, y)
     if x.dim() == 2 and y.dim() == 2:
         return out
-    return out.expand(max(x.shape[0], y.shape[0]), out.shape[-1]).contiguous()
+    return out.expand(flat_batch(x.shape[0], y.shape[0]), out.shape[-1]).contiguous()
 
 
 sddmm_op = torch.library.custom_op("sgk::sddmm", _sddmm_impl, mutates_args=())
@@ -108,7 +109,7 @@ sddmm_op = torch.library.custom_op("sgk::sddmm", _sddmm_impl, mutates_args=())
 def _(row_offsets, column_indices, row_indices, row_swizzle, x, y, backend):
     if x.dim() == 2 and y.dim() == 2:
         return x.new_empty(column_indices.shape[0])
-    return x.new_empty(max(x.shape[0], y.shape[0]), column_indices.shape[0])
+    return x.new_empty(flat_batch(x.shape[0], y.shape[0]), column_indices.shape[0])
 
 
 def _softmax_impl(
@@ -181,7 +182,7 @@ def _bsr_spmm_impl(
     is Aᵀ's, read through the permutation); the reference uses the stored blocks' COO indices.
     Returns (B, rows_out, n), or its transpose (B, n, rows_out) written in place when
     ``out_transposed`` (dense × sparse)."""
-    batch = max(values.shape[0], b.shape[0])
+    batch = flat_batch(values.shape[0], b.shape[0])
     n = b.shape[-1]
     if backend == "triton":
         return _kernels().bsr.spmm(row_offsets, column_indices, row_swizzle, block_perm, values, b, rows_out, out_transposed)
@@ -195,7 +196,7 @@ bsr_spmm_op = torch.library.custom_op("sgk::bsr_spmm", _bsr_spmm_impl, mutates_a
 
 @bsr_spmm_op.register_fake
 def _(row_offsets, column_indices, row_swizzle, block_perm, stored_rows, stored_cols, values, b, rows_out, out_transposed, backend):
-    batch = max(values.shape[0], b.shape[0])
+    batch = flat_batch(values.shape[0], b.shape[0])
     shape = (batch, b.shape[-1], rows_out) if out_transposed else (batch, rows_out, b.shape[-1])
     return b.new_empty(shape)
 
@@ -205,7 +206,7 @@ def _bsr_sddmm_impl(row_indices: torch.Tensor, column_indices: torch.Tensor, x: 
     if backend == "triton":
         return _kernels().bsr.sddmm(row_indices, column_indices, x, y, bs)
     out = reference.bsr_sddmm_coo(row_indices, column_indices, x, y, bs)
-    return out.expand(max(x.shape[0], y.shape[0]), *out.shape[1:]).contiguous()
+    return out.expand(flat_batch(x.shape[0], y.shape[0]), *out.shape[1:]).contiguous()
 
 
 bsr_sddmm_op = torch.library.custom_op("sgk::bsr_sddmm", _bsr_sddmm_impl, mutates_args=())
@@ -213,7 +214,7 @@ bsr_sddmm_op = torch.library.custom_op("sgk::bsr_sddmm", _bsr_sddmm_impl, mutate
 
 @bsr_sddmm_op.register_fake
 def _(row_indices, column_indices, x, y, bs, backend):
-    return x.new_empty(max(x.shape[0], y.shape[0]), column_indices.shape[0], bs, bs)
+    return x.new_empty(flat_batch(x.shape[0], y.shape[0]), column_indices.shape[0], bs, bs)
 
 
 # -- what sgk.ops calls --------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import torch
 
-from ..checks import FLOAT_DTYPES, check, check_csr, check_dense, check_same_device, check_same_dtype
+from ..checks import (FLOAT_DTYPES, broadcast_batch, check, check_csr, check_dense, check_same_device,
+                      check_same_dtype)
 from ..csr import CSRMatrix, Topology
 from .sddmm import sddmm
 from .softmax import sparse_softmax
@@ -49,6 +51,8 @@ def attention(
     op = "attention"
     for name, t in (("q", q), ("k", k), ("v", v)):
         check_dense(op, name, t, dtypes=FLOAT_DTYPES, min_ndim=2)
+    check(scale is None or (isinstance(scale, numbers.Real) and not isinstance(scale, bool)),
+          lambda: f"{op}(): scale must be a number or None, got {type(scale).__name__}", TypeError)
     if isinstance(topology, (list, tuple)):
         return _per_sample(q, k, v, topology, scale, causal, method)
     check_csr(op, "topology", topology)
@@ -59,6 +63,7 @@ def attention(
     check(k.shape[-2] == Lk, lambda: f"{op}(): topology is {L}×{Lk} so k must be (*batch, {Lk}, d), got {tuple(k.shape)}")
     check(v.shape[-2] == Lk, lambda: f"{op}(): topology is {L}×{Lk} so v must be (*batch, {Lk}, dv), got {tuple(v.shape)}")
     check(q.shape[-1] == k.shape[-1], lambda: f"{op}(): q and k must share d, got {tuple(q.shape)} and {tuple(k.shape)}")
+    broadcast_batch(op, ("q", "k", "v"), (q.shape[:-2], k.shape[:-2], v.shape[:-2]))  # an error naming them
     d = q.shape[-1]
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
     scores = sddmm(q, k, topology, method=method)
@@ -84,6 +89,10 @@ def _per_sample(q, k, v, topologies, scale, causal, method) -> torch.Tensor:
         )
     L, Lk = shape0
     check(not causal or L == Lk, lambda: f"{op}(): causal per-sample attention needs square topologies, got {L}×{Lk}")
+    # the batch dimensions after the sample's (e.g. heads) broadcast first: stacking moves them ahead
+    heads = broadcast_batch(op, ("q", "k", "v"), (q.shape[1:-2], k.shape[1:-2], v.shape[1:-2]))
+    q, k, v = (t.reshape(B, *[1] * (len(heads) + 3 - t.dim()), *t.shape[1:]).expand(B, *heads, *t.shape[-2:])
+               for t in (q, k, v))
     topo = Topology.block_diagonal([t.topology for t in topologies])
     pattern = CSRMatrix._make(topo, q.new_zeros(topo.nnz))
 
@@ -91,4 +100,4 @@ def _per_sample(q, k, v, topologies, scale, causal, method) -> torch.Tensor:
         return t.movedim(0, -3).reshape(*t.shape[1:-2], B * t.shape[-2], t.shape[-1])
 
     out = attention(stack(q), stack(k), stack(v), pattern, scale=scale, causal=causal, method=method)
-    return out.reshape(*q.shape[1:-2], B, L, v.shape[-1]).movedim(-3, 0)
+    return out.reshape(*heads, B, L, v.shape[-1]).movedim(-3, 0)

@@ -227,6 +227,8 @@ def spmm(
         return bsr_spmm(a, b, method=method)
     check_csr(op, "a", a)
     check_dense(op, "b", b, dtypes=FLOAT_DTYPES, min_ndim=2)
+    if bias is not None:
+        check_dense(op, "bias", bias, dtypes=FLOAT_DTYPES, min_ndim=1)
     check_same_device(op, a=a.values, b=b, bias=bias)
     check_same_dtype(op, a=a.values, b=b)
     m, k = a.shape
@@ -237,7 +239,6 @@ def spmm(
     check_activation(op, activation)
     bias_batch: tuple[int, ...] = ()
     if bias is not None:
-        check_dense(op, "bias", bias, dtypes=FLOAT_DTYPES, min_ndim=1)
         check_same_dtype(op, b=b, bias=bias)
         check(bias.shape[-1] == m, lambda: f"{op}(): bias must have shape (*batch, m) with m = {m}, got {tuple(bias.shape)}")
         bias_batch = tuple(bias.shape[:-1])
