@@ -61,6 +61,12 @@ def test_patterns_hold_the_diagonal_and_respect_causality(build, causal):
         assert bool((cols <= rows).all())
 
 
+def test_band_and_decay_refuses_a_non_positive_decay():
+    for decay in (0, -1, "x", True):
+        with pytest.raises(ValueError, match=r"band_and_decay\(\): decay must be a positive number"):
+            sgk.patterns.band_and_decay(64, 0.9, decay=decay)
+
+
 def test_band_and_decay_sparsity_and_reproducibility():
     a = sgk.patterns.band_and_decay(512, 0.95, seed=3)
     b = sgk.patterns.band_and_decay(512, 0.95, seed=3)

@@ -490,3 +490,23 @@ def test_case_reduced_shrinks_generated_matrices_only():
     assert (dlmc.reduced(16, 1 << 20).m, dlmc.reduced(16, 1 << 20).k) == (4096, 4096)
     block = Case("blocksparse", "fwd", "0.9", "4096x4096_b64", 4096, 4096, 4096, 64 * 64 * 400, block_size=64)
     assert block.reduced(64, 1 << 20).m == 4096
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(limit=-1), "limit must be a positive integer"),
+        (dict(limit=0), "limit must be a positive integer"),
+        (dict(warmup=-5), "warmup must be a positive finite number"),
+        (dict(rep=float("inf")), "rep must be a positive finite number"),
+        (dict(seed="x"), "seed must be an integer"),
+        (dict(filter=3), "filter must be a string"),
+    ],
+)
+def test_python_api_checks_what_the_cli_checks(kwargs, match):
+    """sgk.bench's Benchmark objects refuse the values the CLI's parser refuses (limit=-1 used to
+    drop the last case, filter=3 to fail deep inside)."""
+    from sgk.bench.spmm import SpmmBenchmark
+
+    with pytest.raises(ValueError, match=r"spmm: " + match):
+        SpmmBenchmark(**kwargs)

@@ -99,8 +99,9 @@ def test_torch_interop():
         (dict(shape=(64, 64), block_size=16, values_shape=(3, 16, 8)), ValueError, "values must have shape"),
         (dict(shape=(64, 64), block_size=16, int_values=True), TypeError, "values must be a floating"),
         (dict(shape=(64.5, 64), block_size=16), ValueError, r"shape must be \(m, k\) with integers"),
+        (dict(shape=(64, 64), block_size=16.0), ValueError, r"block_size must be one of the integers"),
     ],
-    ids=["shape-not-multiple", "bad-block-size", "values-shape", "int-values", "float-shape"],
+    ids=["shape-not-multiple", "bad-block-size", "values-shape", "int-values", "float-shape", "float-block-size"],
 )
 def test_constructor_errors(kwargs, exc, text):
     offsets = torch.tensor([0, 1, 2, 3, 3])

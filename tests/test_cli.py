@@ -75,6 +75,13 @@ def test_bench_dlmc_dir(tmp_path, capsys):
         (["bench", "spmm", "--suite", "dlmc", "--dlmc-dir", "/no/such/dir"], "no such directory"),
         (["bench", "spmm", "--filter", "no-such-layer", "--device", "cpu"], "matches none"),
         (["bench", "spmm", "--anchors", "/no/such/anchors.json", "--device", "cpu", "--limit", "1"], "no such file"),
+        (["bench", "spmm", "--warmup", "inf"], "positive finite number"),
+        (["bench", "attention", "--rep", "nan"], "positive finite number"),
+        (["bench", "spmm", "--dlmc-dir", "/x", "--device", "cpu"], "--dlmc-dir is for --suite dlmc"),
+        (["bench", "blocksparse", "--dlmc-dir", "/x"], "unrecognized arguments"),
+        (["bench", "spmm", "--device", "cpu", "--out", "/"], "is a directory"),
+        (["bench", "attention", "--device", "cpu", "--out", "/"], "is a directory"),
+        (["bench", "spmm", "--device", "cpu", "--plot", "x.txt"], "not .txt"),
     ],
 )
 def test_bad_arguments(argv, message, capsys):
@@ -82,6 +89,40 @@ def test_bad_arguments(argv, message, capsys):
         main(argv)
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_plot_without_suffix_and_out_in_a_new_folder(tmp_path, capsys):
+    """--plot without a suffix writes (and reports) PATH.png; --out and --plot create missing
+    folders; a file that cannot be written after the run is an error line and exit status 1, the
+    table kept."""
+    out_path, plot = tmp_path / "new" / "r.json", tmp_path / "new2" / "p"
+    rc = main(["bench", "spmm", "--device", "cpu", "--limit", "1", "-q", "--out", str(out_path), "--plot", str(plot)])
+    assert rc == 0 and out_path.exists() and (tmp_path / "new2" / "p.png").exists()
+    assert f"wrote {plot}.png" in capsys.readouterr().out
+    blocked = tmp_path / "ro"
+    blocked.write_text("")  # a file where the JSON's folder should be
+    with pytest.raises(SystemExit):
+        main(["bench", "spmm", "--device", "cpu", "--limit", "1", "-q", "--out", str(blocked / "r.json")])
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_output_error_after_the_run_keeps_the_table(tmp_path, capsys, monkeypatch):
+    from sgk.bench import report
+
+    def fail(path, doc):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(report, "write_json", fail)
+    rc = main(["bench", "spmm", "--device", "cpu", "--limit", "1", "-q", "--out", str(tmp_path / "r.json")])
+    cap = capsys.readouterr()
+    assert rc == 1 and "geomean speedup" in cap.out and "error: --out" in cap.err and "Permission denied" in cap.err
+
+
+def test_blocksparse_help_has_no_dlmc_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "blocksparse", "--help"])
+    out = capsys.readouterr().out
+    assert "--dlmc-dir" not in out and "--anchors " not in out and "Suite 'dlmc'" not in out
 
 
 def test_help(capsys):

@@ -567,6 +567,23 @@ def test_constructor_errors(build, exc, match):
         build()
 
 
+def test_submodules_load_on_first_use():
+    """``sgk.kernels.set_autotune`` (the README's spelling) works after a plain ``import sgk``;
+    an unknown attribute is still an AttributeError."""
+    assert callable(sgk.kernels.set_autotune) and sgk.bench.BENCHMARKS and sgk.testing.assert_close
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        sgk.nope  # noqa: B018
+
+
+def test_fraction_and_shape_arguments_are_checked():
+    with pytest.raises(TypeError, match=r"from_dense\(\): sparsity must be a number in \[0, 1\], got str"):
+        CSRMatrix.from_dense(torch.randn(4, 4), sparsity="0.5")
+    with pytest.raises(TypeError, match="got bool"):
+        CSRMatrix.from_dense(torch.randn(4, 4), sparsity=True)
+    with pytest.raises(ValueError, match=r"random\(\): shape must be \(m, k\) with integers"):
+        CSRMatrix.random(4.0, 4, 0.5)
+
+
 def test_constructor_accepts_numpy_and_tensor_ints_as_shape():
     a = CSRMatrix(torch.tensor([0, 1, 1]), torch.tensor([0]), torch.randn(1), (np.int64(2), torch.tensor(3)))
     assert a.shape == (2, 3) and all(type(d) is int for d in a.shape)

@@ -90,8 +90,12 @@ def test_one_line_per_row_whose_first_row_has_m_plus_1_columns(tmp_path):
         ("4, 6, 5\n0 0 3 3 5\n1 2 5 0\n", r"header says nnz = 5 but 4 column indices follow"),
         ("4, 6, 5\n0 0 3 3 4\n1 2 5 0 4\n", r"last row offset 4 != nnz 5"),
         ("5, 6, 5\n0 0 3 3 5\n1 2 5 0 4\n", r"expected 5 rows of column indices or an offsets line"),
+        ("a, b, c\n", r"line 1: expected integers separated by commas or spaces, got 'a, b, c'"),
+        ("-1, 4, 0\n", r"nrows, ncols and nnz must be >= 0"),
+        ("2, 4, 2\n0 1 x\n1\n", r"line 2: expected integers"),
     ],
-    ids=["empty-file", "short-header", "nnz-more", "nnz-fewer", "last-offset", "rows"],
+    ids=["empty-file", "short-header", "nnz-more", "nnz-fewer", "last-offset", "rows", "not-integers",
+         "negative-header", "bad-row"],
 )
 def test_header_mismatch_errors(tmp_path, text, match):
     p = _write(tmp_path, text)

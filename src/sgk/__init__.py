@@ -23,3 +23,15 @@ __all__ = [
     "patterns",
     "__version__",
 ]
+
+_LAZY = ("kernels", "bench", "testing", "checks")
+"""Submodules imported on first use (``sgk.kernels.set_autotune(False)`` works after a plain
+``import sgk``): the kernels import Triton, the benchmarks more; a CPU-only user pays for neither."""
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'sgk' has no attribute {name!r}")

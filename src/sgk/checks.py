@@ -6,6 +6,7 @@ uses ``assert``: these guard user input.
 """
 from __future__ import annotations
 
+import numbers
 import operator
 from typing import Iterable, Sequence
 
@@ -155,3 +156,12 @@ def check_matrix_shape(op: str, shape: object) -> tuple[int, int]:
             ok = all(d >= 0 for d in dims)
     check(ok, lambda: f"{op}: shape must be (m, k) with integers m, k >= 0, got {shape!r}")
     return dims
+
+
+def check_fraction(op: str, name: str, v: object) -> float:
+    """``v`` as a float in [0, 1]: a real number (not a bool or a string), else a TypeError or
+    ValueError naming ``name``."""
+    check(isinstance(v, numbers.Real) and not isinstance(v, bool),
+          lambda: f"{op}: {name} must be a number in [0, 1], got {type(v).__name__}", TypeError)
+    check(0.0 <= float(v) <= 1.0, lambda: f"{op}: {name} must be in [0, 1], got {v}")
+    return float(v)

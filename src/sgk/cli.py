@@ -6,6 +6,8 @@ returns the exit status, so it can also be called in-process.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import math
 import os
 import sys
 from typing import Sequence, TextIO
@@ -22,13 +24,15 @@ examples:
   sgk bench attention --out attention.json --plot attention.png   # L 4k-16k, 90/95/98%, fwd and fwd+bwd
 """
 
-_BENCH_EPILOG = """\
+_BENCH_EPILOG_COMMON = """\
 Each case is checked against a float64 reference before it is timed (relative L2 error at most
 fp32 1e-4, tf32 5e-3, fp16 5e-3, bf16 2e-2); a failing implementation is marked in the table and
 the JSON and is not timed. On CUDA, timings are triton.testing.do_bench medians. Without a CUDA GPU
 the same command runs the CPU reference path on a few cases with n capped at 64 (timings are CPU,
 not comparable). Speedups are time(baseline) / time(sgk): > 1 means sgk is faster.
+"""
 
+_BENCH_EPILOG = _BENCH_EPILOG_COMMON + """
 Suite 'dlmc' reads every .smtx under --dlmc-dir (default: $SGK_DLMC_DIR, ./.dlmc, ../shared/dlmc);
 transformer matrices run at n = 256 and 2048, rn50 layers at n from rn50_batchsizes.txt. Anchors
 (--anchors, default the newest ../shared/anchors/dlmc_h100_*.json or ./.dlmc/anchors*.json) add an
@@ -51,9 +55,41 @@ def _positive_float(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {v}")
     return v
+
+
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+"""What ``--plot`` writes; a path without a suffix gets ``.png`` (as matplotlib would add)."""
+
+
+def check_output_paths(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse an ``--out`` or ``--plot`` that cannot be written, before any case runs (an error
+    after the run would lose it): a directory, a folder that cannot be created or written, a plot
+    format that is not written here. Missing folders are created when the file is written.
+    ``args.plot`` gets its final name."""
+    if getattr(args, "plot", None):
+        root, suffix = os.path.splitext(args.plot)
+        if not suffix:
+            args.plot = args.plot + ".png"
+        elif suffix.lower() not in PLOT_SUFFIXES:
+            parser.error(f"--plot {args.plot}: the plot is written as {', '.join(PLOT_SUFFIXES)}, not {suffix}")
+        if importlib.util.find_spec("matplotlib") is None:
+            parser.error("--plot needs matplotlib (pip install 'sgk[bench]')")
+    for flag in ("out", "plot"):
+        path = getattr(args, flag, None)
+        if not path:
+            continue
+        if os.path.isdir(path):
+            parser.error(f"--{flag} {path}: is a directory; give a file name")
+        folder = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(folder):  # the nearest existing folder: the rest is created
+            folder = os.path.dirname(folder)
+        if not os.path.isdir(folder):
+            parser.error(f"--{flag} {path}: {folder} is a file, not a folder")
+        if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+            parser.error(f"--{flag} {path}: cannot be written")
 
 
 def _impl_list(choices: Sequence[str]):
@@ -79,7 +115,9 @@ def _add_bench_arguments(p: argparse.ArgumentParser, cls) -> None:
         default=suites[0],
         help="; ".join(f"{s}: {SUITES[s][1]}" for s in suites).replace("%", "%%") + f" (default {suites[0]})",
     )
-    p.add_argument("--dlmc-dir", metavar="PATH", help="DLMC directory for --suite dlmc ({model}/{method}/{sparsity}/*.smtx)")
+    dlmc = "dlmc" in suites  # the DLMC directory and the Sputnik anchors belong to that suite alone
+    if dlmc:
+        p.add_argument("--dlmc-dir", metavar="PATH", help="DLMC directory for --suite dlmc ({model}/{method}/{sparsity}/*.smtx)")
     p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="precision of sgk and of 'cublas' (default fp32)")
     p.add_argument(
         "--impl",
@@ -94,9 +132,11 @@ def _add_bench_arguments(p: argparse.ArgumentParser, cls) -> None:
     p.add_argument(
         "--filter",
         metavar="SUBSTR",
-        help="keep cases whose key, name or group contains SUBSTR (case-insensitive), e.g. transformer, rn50/, 'n=2048', '/0.9/'",
+        help="keep cases whose key, name or group contains SUBSTR (case-insensitive)"
+        + (", e.g. transformer, rn50/, 'n=2048', '/0.9/'" if dlmc else ""),
     )
-    p.add_argument("--anchors", metavar="PATH", help="anchor timings JSON for the Sputnik estimate ('none' to disable)")
+    if dlmc:
+        p.add_argument("--anchors", metavar="PATH", help="anchor timings JSON for the Sputnik estimate ('none' to disable)")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto", help="where to run (default: CUDA if available)")
     p.add_argument("--seed", type=int, default=0, help="seed for topologies and values (default 0)")
     p.add_argument("--warmup", type=_positive_float, default=25.0, metavar="MS", help="do_bench warm-up time in ms (default 25)")
@@ -147,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
             kind,
             help=cls.help,
             description=f"sgk bench {kind}: {cls.help}.",
-            epilog=f"implementations:\n{impl_lines}\n\n{getattr(cls, 'cli_epilog', None) or _BENCH_EPILOG}",
+            epilog=f"implementations:\n{impl_lines}\n\n"
+            + (getattr(cls, "cli_epilog", None) or (_BENCH_EPILOG if "dlmc" in cls.suites else _BENCH_EPILOG_COMMON)),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         # A kind with its own options (e.g. attention) adds them itself; the others share these.
@@ -270,7 +311,7 @@ def _make_benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser):
             suite=args.suite,
             dtype=args.dtype,
             impl_names=args.impl,
-            dlmc_dir=args.dlmc_dir,
+            dlmc_dir=getattr(args, "dlmc_dir", None),
             limit=args.limit,
             filter=args.filter,
             device=args.device,
@@ -284,12 +325,10 @@ def _make_benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser):
             bench.dlmc_dir = str(find_dlmc_dir(args.dlmc_dir))
     except ValueError as e:
         parser.error(str(e))
-    if args.plot:
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
-            parser.error("--plot needs matplotlib (pip install 'sgk[bench]')")
-    anchors = _resolve_anchors(args.anchors, parser)
+    check_output_paths(args, parser)
+    if getattr(args, "dlmc_dir", None) is not None and args.suite != "dlmc":
+        parser.error(f"--dlmc-dir is for --suite dlmc, not --suite {args.suite}")
+    anchors = _resolve_anchors(args.anchors, parser) if hasattr(args, "anchors") else None
     if anchors is not None and not bench.on_gpu:
         if args.anchors is not None:
             print("note: anchors ignored on the CPU reference path (timings not comparable)", file=sys.stderr)
@@ -320,8 +359,9 @@ def _print_header(bench, cases, env: dict, out: TextIO) -> None:
     out.flush()
 
 
-def _report(bench, args: argparse.Namespace, env: dict, out: TextIO) -> None:
-    """Table, summary and failures to ``out``; JSON and PNG when asked."""
+def _report(bench, args: argparse.Namespace, env: dict, out: TextIO) -> bool:
+    """Table, summary and failures to ``out``; JSON and PNG when asked (False: one could not be
+    written)."""
     from .bench.report import format_failures, format_summary, format_table, plot_speedups, summarize, to_json, write_json
 
     summary = summarize(bench)
@@ -332,12 +372,24 @@ def _report(bench, args: argparse.Namespace, env: dict, out: TextIO) -> None:
     failures = format_failures(bench)
     if failures:
         print("\nfailures:\n" + failures, file=out)
+    ok = True
     if args.out:
-        write_json(args.out, to_json(bench, env, summary))
-        print(f"\nwrote {args.out}", file=out)
+        ok &= write_output(args.out, "--out", lambda: write_json(args.out, to_json(bench, env, summary)), out)
     if args.plot:
-        plot_speedups(bench, args.plot, title_device=env["gpu"] if bench.on_gpu else None)
-        print(f"wrote {args.plot}", file=out)
+        ok &= write_output(args.plot, "--plot", lambda: plot_speedups(bench, args.plot, title_device=env["gpu"] if bench.on_gpu else None), out)
+    return ok
+
+
+def write_output(path: str, flag: str, write, out: TextIO) -> bool:
+    """Run ``write`` (a JSON or plot writer); "wrote PATH", or an error line naming the flag on
+    stderr (the table above is kept) and False."""
+    try:
+        write()
+    except OSError as e:
+        print(f"error: {flag} {path}: {e.strerror or e}", file=sys.stderr)
+        return False
+    print(f"{chr(10) if flag == '--out' else ''}wrote {path}", file=out)
+    return True
 
 
 def cmd_bench(args: argparse.Namespace, argv: list[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -360,10 +412,10 @@ def cmd_bench(args: argparse.Namespace, argv: list[str], out: TextIO | None = No
     except KeyboardInterrupt:
         interrupted = True
         print(f"\ninterrupted: reporting the {len(bench.results)} finished cases", file=err)
-    _report(bench, args, env, out)
+    written = _report(bench, args, env, out)
     if interrupted:
         return 130
-    return 1 if any(r.status in ("failed", "error") for r in bench.results) else 0
+    return 1 if not written or any(r.status in ("failed", "error") for r in bench.results) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .checks import FLOAT_DTYPES, INDEX_DTYPES, INT32_MAX, check, check_matrix_shape
+from .checks import FLOAT_DTYPES, INDEX_DTYPES, INT32_MAX, check, check_fraction, check_matrix_shape
 
 __all__ = ["CSRMatrix", "Topology"]
 
@@ -509,7 +509,7 @@ class CSRMatrix(_SparseValues):
             check(isinstance(mask, torch.Tensor) and tuple(mask.shape) == (m, k), f"{op}: mask must be an (m, k) = {(m, k)} tensor, got {getattr(mask, 'shape', type(mask).__name__)}")
             keep = mask.to(device=x.device, dtype=torch.bool)
         elif sparsity is not None:
-            check(0.0 <= float(sparsity) <= 1.0, f"{op}: sparsity must be in [0, 1], got {sparsity}")
+            sparsity = check_fraction(op, "sparsity", sparsity)
             score = x.detach().abs().float()
             if batch_dims:
                 score = score.sum(batch_dims)
@@ -640,8 +640,8 @@ class CSRMatrix(_SparseValues):
         The pattern is drawn on the CPU (reproducible with ``generator``) and moved to ``device``.
         """
         op = "CSRMatrix.random()"
-        check(m >= 0 and k >= 0, f"{op}: m and k must be >= 0, got {(m, k)}")
-        check(0.0 <= sparsity <= 1.0, f"{op}: sparsity must be in [0, 1], got {sparsity}")
+        m, k = check_matrix_shape(op, (m, k))
+        sparsity = check_fraction(op, "sparsity", sparsity)
         check(distribution in ("uniform", "skewed"), f"{op}: distribution must be 'uniform' or 'skewed', got {distribution!r}")
         check(dtype in FLOAT_DTYPES, f"{op}: dtype must be floating, got {dtype}", TypeError)
         if generator is None:

@@ -38,6 +38,7 @@ import dataclasses
 import gc
 import itertools
 import math
+import os
 import sys
 import warnings
 import zlib
@@ -888,11 +889,9 @@ Speedups are time(baseline) / time(sgk): > 1 means sgk is faster.
             cases = bench.get_configs()
         except ValueError as e:
             parser.error(str(e))
-        if args.plot:
-            import importlib.util
+        from ..cli import check_output_paths
 
-            if importlib.util.find_spec("matplotlib") is None:
-                parser.error("--plot needs matplotlib (pip install 'sgk[bench]')")
+        check_output_paths(args, parser)
         env = collect_environment(argv)
         device = env["gpu"] if bench.on_gpu else "CPU (reference path)"
         print(
@@ -917,17 +916,19 @@ Speedups are time(baseline) / time(sgk): > 1 means sgk is faster.
         failures = _format_failures(bench)
         if failures:
             print("\nnot ok:\n" + failures, file=out)
+        from ..cli import write_output
+
+        written = True
         if args.out:
             from .report import write_json
 
-            write_json(args.out, attention_json(bench, env))
-            print(f"\nwrote {args.out}", file=out)
+            written &= write_output(args.out, "--out", lambda: write_json(args.out, attention_json(bench, env)), out)
         if args.plot:
-            plot_attention(bench, args.plot, title_device=env["gpu"] if bench.on_gpu else None)
-            print(f"wrote {args.plot}", file=out)
+            written &= write_output(
+                args.plot, "--plot", lambda: plot_attention(bench, args.plot, title_device=env["gpu"] if bench.on_gpu else None), out)
         if interrupted:
             return 130
-        return 1 if any(r.status in ("failed", "error", "oom") for r in bench.results) else 0
+        return 1 if not written or any(r.status in ("failed", "error", "oom") for r in bench.results) else 0
 
 
 # -- argument helpers -------------------------------------------------------------------------------
@@ -1234,5 +1235,8 @@ def plot_attention(bench: AttentionBenchmark, path: str, title_device: str | Non
         f"sgk attention ({bench.pattern}{' causal' if bench.causal else ''}, {bench.dtype}, batch {bench.batch}) on {device}", fontsize=11
     )
     fig.tight_layout()
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)  # as write_json does
     fig.savefig(path, dpi=120)
     plt.close(fig)

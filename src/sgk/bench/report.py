@@ -288,6 +288,9 @@ def plot_speedups(bench: "Benchmark", path: str | os.PathLike, title_device: str
     device = title_device or ("CPU reference path (not comparable)" if not bench.on_gpu else "GPU")
     fig.suptitle(f"sgk {bench.kind} ({bench.dtype}, suite {bench.suite}) on {device}", fontsize=11)
     fig.tight_layout()
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)  # as write_json does
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

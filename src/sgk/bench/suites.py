@@ -527,9 +527,12 @@ def _read_header(path: Path) -> tuple[int, int, int]:
     with open(path) as f:
         first = f.readline()
     vals = first.replace(",", " ").split()
-    if len(vals) != 3:
-        raise ValueError(f"{path}: first line must be 'nrows, ncols, nnz', got {first.strip()!r}")
-    m, k, nnz = (int(v) for v in vals)
+    try:
+        m, k, nnz = (int(v) for v in vals) if len(vals) == 3 else (-1, -1, -1)
+    except ValueError:
+        m = k = nnz = -1
+    if min(m, k, nnz) < 0:
+        raise ValueError(f"{path}: first line must be 'nrows, ncols, nnz' (integers >= 0), got {first.strip()!r}")
     return m, k, nnz
 
 

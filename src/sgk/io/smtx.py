@@ -23,9 +23,15 @@ from ..csr import CSRMatrix
 __all__ = ["read_smtx_topology", "load_smtx", "save_smtx"]
 
 
-def _ints(line: str) -> np.ndarray:
+def _ints(line: str, where: str = "") -> np.ndarray:
+    """The integers of one line (commas or spaces between them); a ValueError naming ``where`` (the
+    function, the file and the line) for anything else."""
     text = line.replace(",", " ").strip()
-    return np.array(text.split(), dtype=np.int64) if text else np.zeros(0, dtype=np.int64)
+    try:
+        return np.array(text.split(), dtype=np.int64) if text else np.zeros(0, dtype=np.int64)
+    except (ValueError, OverflowError):
+        shown = line if len(line) <= 60 else line[:57] + "..."
+        raise ValueError(f"{where}: expected integers separated by commas or spaces, got {shown!r}") from None
 
 
 def read_smtx_topology(path: str | os.PathLike) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
@@ -34,19 +40,21 @@ def read_smtx_topology(path: str | os.PathLike) -> tuple[tuple[int, int], np.nda
     with open(path) as f:
         lines = f.read().splitlines()
     check(len(lines) >= 1, f"{op}: {path} is empty")
-    header = _ints(lines[0])
+    header = _ints(lines[0], f"{op}: {path}, line 1")
     check(header.size == 3, f"{op}: {path}: first line must be 'nrows, ncols, nnz', got {lines[0]!r}")
     m, k, nnz = (int(v) for v in header)
+    check(m >= 0 and k >= 0 and nnz >= 0, f"{op}: {path}: nrows, ncols and nnz must be >= 0, got {lines[0]!r}")
     rest = lines[1:]
+    ints = [_ints(ln, f"{op}: {path}, line {i}") for i, ln in enumerate(rest, 2)]
     while len(rest) > m and not rest[-1].strip():
         rest = rest[:-1]  # trailing blank lines
-    looks_like_offsets = bool(rest) and len(rest) <= 2 and _ints(rest[0]).size == m + 1
-    per_row = [_ints(ln) for ln in rest] if len(rest) == m else None
+    looks_like_offsets = bool(rest) and len(rest) <= 2 and ints[0].size == m + 1
+    per_row = ints if len(rest) == m else None
     offsets = cols = None
     if looks_like_offsets:
         # The DLMC layout: an offsets line, then the column indices (one line; absent when nnz = 0).
-        first = _ints(rest[0])
-        tail = _ints(rest[1]) if len(rest) == 2 else np.zeros(0, dtype=np.int64)
+        first = ints[0]
+        tail = ints[1] if len(rest) == 2 else np.zeros(0, dtype=np.int64)
         consistent = int(first[0]) == 0 and int(first[-1]) == nnz and tail.size == nnz and bool(np.all(np.diff(first) >= 0))
         if consistent or per_row is None or sum(r.size for r in per_row) != nnz:
             offsets, cols = first, tail
