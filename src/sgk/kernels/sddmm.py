@@ -18,8 +18,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import MAX_GRID_YZ, batch_stride, next_power_of_2
 from ..checks import flat_batch
+from ._common import MAX_GRID_YZ, batch_stride, next_power_of_2
 from ._launch import launch
 from ._tuning import BucketTuner, exact_cache, pow2_bucket, remember
 

@@ -65,8 +65,8 @@ import triton
 import triton.language as tl
 from triton.language.extra import libdevice
 
-from ._common import MAX_GRID_YZ, batch_stride, cdiv, dot_precision, mma
 from ..checks import flat_batch
+from ._common import MAX_GRID_YZ, batch_stride, cdiv, dot_precision, mma
 from ._launch import launch
 from ._tuning import BucketTuner, capturing, exact_cache, pow2_bucket, remember
 
