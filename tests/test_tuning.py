@@ -58,6 +58,23 @@ def test_single_survivor_and_heuristic(timings):
     assert BucketTuner("t").choose("k", ["b", "a"], ran.append, torch.device("cpu")) == "b" and len(calls) == n
 
 
+def test_autotune_off_ignores_choices_timed_before(timings):
+    """With tuning switched off the heuristic (the first candidate) is used even for a key timed
+    while it was on; switched on again, the timed choice is back."""
+    from sgk.kernels import _tuning
+
+    script, calls, ran = timings
+    script.update(a=[2.0], b=[1.0])
+    tuner = BucketTuner("t")
+    assert tuner.choose("k", ["a", "b"], ran.append, CUDA) == "b"
+    _tuning.set_autotune(False)
+    try:
+        assert tuner.choose("k", ["a", "b"], ran.append, CUDA) == "a"
+    finally:
+        _tuning.set_autotune(True)
+    assert tuner.choose("k", ["a", "b"], ran.append, CUDA) == "b"
+
+
 def test_exact_caches(monkeypatch):
     """Exact-problem caches: kept outside a capture, not inside one; cleared past their limit and
     whenever autotuning is switched (choices made under the other setting must not stay)."""

@@ -46,7 +46,9 @@ class BSRMatrix(_SparseValues):
         shape: (m, k), multiples of ``block_size``.
         block_size: 16, 32, 64 or 128.
 
-    Cheap checks run here; :meth:`validate` checks the O(nnz) invariants.
+    Cheap checks run here; :meth:`validate` checks the O(nnz) invariants. Index tensors are kept as
+    int32 as :class:`~sgk.CSRMatrix` keeps them: contiguous int32 ones are not copied, so do not
+    modify them in place afterwards.
     """
 
     def __init__(

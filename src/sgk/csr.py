@@ -220,6 +220,8 @@ class Topology:
 
     def to(self, device: torch.device) -> "Topology":
         device = torch.device(device)
+        if device.type == "cuda" and device.index is None:  # "cuda" is the current device: cache under its index
+            device = torch.device("cuda", torch.cuda.current_device())
         if device == self.device:
             return self
         key = f"on:{device}"
@@ -327,7 +329,9 @@ class CSRMatrix(_SparseValues):
 
     Cheap checks (dtypes, shapes, devices, int32 range) run here; the O(nnz) invariants
     (offsets non-decreasing, indices sorted and in range) run in :meth:`validate`.
-    Index tensors are stored as int32.
+    Index tensors are stored as int32: int64 ones are converted (a copy), contiguous int32 ones are
+    kept as given, not copied — do not modify them in place afterwards (the topology's cached
+    metadata, e.g. its row indices, transpose and bitmap, would no longer match them).
     """
 
     def __init__(
