@@ -73,6 +73,11 @@ def test_one_line_of_columns_per_row(tmp_path, sep):
     _check_example(load_smtx(_write(tmp_path, text)))
 
 
+def test_one_line_per_row_then_trailing_blank_lines(tmp_path):
+    rows = ["", "1 2 5", "", "0 4"]
+    _check_example(load_smtx(_write(tmp_path, "4, 6, 5\n" + "\n".join(rows) + "\n\n\n")))
+
+
 def test_one_line_per_row_whose_first_row_has_m_plus_1_columns(tmp_path):
     """Regression: a first row of exactly m + 1 columns was taken for an offsets line."""
     # 2×5 matrix, row 0 has 3 = m + 1 nonzeros: read as an offsets line, this file is inconsistent.

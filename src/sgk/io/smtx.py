@@ -45,9 +45,9 @@ def read_smtx_topology(path: str | os.PathLike) -> tuple[tuple[int, int], np.nda
     m, k, nnz = (int(v) for v in header)
     check(m >= 0 and k >= 0 and nnz >= 0, f"{op}: {path}: nrows, ncols and nnz must be >= 0, got {lines[0]!r}")
     rest = lines[1:]
-    ints = [_ints(ln, f"{op}: {path}, line {i}") for i, ln in enumerate(rest, 2)]
     while len(rest) > m and not rest[-1].strip():
         rest = rest[:-1]  # trailing blank lines
+    ints = [_ints(ln, f"{op}: {path}, line {i}") for i, ln in enumerate(rest, 2)]
     looks_like_offsets = bool(rest) and len(rest) <= 2 and ints[0].size == m + 1
     per_row = ints if len(rest) == m else None
     offsets = cols = None
