@@ -24,7 +24,7 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = ("kernels", "bench", "testing", "checks")
+_LAZY = ("kernels", "bench", "testing")
 """Submodules imported on first use (``sgk.kernels.set_autotune(False)`` works after a plain
 ``import sgk``): the kernels import Triton, the benchmarks more; a CPU-only user pays for neither."""
 

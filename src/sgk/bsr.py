@@ -8,12 +8,11 @@ leading batch shares the one block pattern, as with :class:`~sgk.CSRMatrix`.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Sequence
 
 import torch
 
-from .checks import FLOAT_DTYPES, INT32_MAX, check, check_fraction, check_matrix_shape
+from .checks import FLOAT_DTYPES, INT32_MAX, check, check_fraction, check_matrix_shape, is_int
 from .csr import Topology, _SparseValues, _to_int32
 
 __all__ = ["BSRMatrix", "BLOCK_SIZES"]
@@ -25,7 +24,7 @@ BLOCK_SIZES = (16, 32, 64, 128)
 def _check_block_shape(op: str, shape: Sequence[int], block_size: int) -> tuple[int, int]:
     m, k = check_matrix_shape(op, shape)
     check(
-        isinstance(block_size, numbers.Integral) and not isinstance(block_size, bool) and block_size in BLOCK_SIZES,
+        is_int(block_size) and block_size in BLOCK_SIZES,
         lambda: f"{op}: block_size must be one of the integers {BLOCK_SIZES}, got {block_size!r}",
     )
     check(
@@ -258,7 +257,7 @@ class BSRMatrix(_SparseValues):
         elif sparsity is not None:
             sparsity = check_fraction(op, "sparsity", sparsity)
             norms = blocks.detach().double().pow(2).sum(dim=(-1, -2)).reshape(nbatch, mb * kb).sum(0)
-            n_keep = int(round((1.0 - float(sparsity)) * mb * kb))
+            n_keep = int(round((1.0 - sparsity) * mb * kb))
             keep = torch.zeros(mb * kb, dtype=torch.bool, device=x.device)
             if n_keep:
                 keep[torch.topk(norms, n_keep).indices] = True

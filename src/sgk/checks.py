@@ -158,10 +158,20 @@ def check_matrix_shape(op: str, shape: object) -> tuple[int, int]:
     return dims
 
 
+def is_real(v: object) -> bool:
+    """A real number (Python's or NumPy's int or float), not a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def is_int(v: object) -> bool:
+    """An integer (Python's or NumPy's), not a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
 def check_fraction(op: str, name: str, v: object) -> float:
     """``v`` as a float in [0, 1]: a real number (not a bool or a string), else a TypeError or
     ValueError naming ``name``."""
-    check(isinstance(v, numbers.Real) and not isinstance(v, bool),
+    check(is_real(v),
           lambda: f"{op}: {name} must be a number in [0, 1], got {type(v).__name__}", TypeError)
     check(0.0 <= float(v) <= 1.0, lambda: f"{op}: {name} must be in [0, 1], got {v}")
     return float(v)

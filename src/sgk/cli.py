@@ -70,7 +70,7 @@ def check_output_paths(args: argparse.Namespace, parser: argparse.ArgumentParser
     format that is not written here. Missing folders are created when the file is written.
     ``args.plot`` gets its final name."""
     if getattr(args, "plot", None):
-        root, suffix = os.path.splitext(args.plot)
+        suffix = os.path.splitext(args.plot)[1]
         if not suffix:
             args.plot = args.plot + ".png"
         elif suffix.lower() not in PLOT_SUFFIXES:
@@ -388,7 +388,8 @@ def write_output(path: str, flag: str, write, out: TextIO) -> bool:
     except OSError as e:
         print(f"error: {flag} {path}: {e.strerror or e}", file=sys.stderr)
         return False
-    print(f"{chr(10) if flag == '--out' else ''}wrote {path}", file=out)
+    lead = "\n" if flag == "--out" else ""  # the JSON line follows the tables after a blank line
+    print(f"{lead}wrote {path}", file=out)
     return True
 
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import torch
 
-from .checks import check
+from .checks import check, is_real
 from .csr import CSRMatrix
 
 __all__ = ["band_and_decay", "random_uniform", "local_band", "strided"]
@@ -123,7 +123,7 @@ def band_and_decay(
     budget = max(1, round((1.0 - sparsity) * L))
     band = max(1, budget // 3) if band is None else int(band)
     check(band >= 0, f"sgk.patterns.band_and_decay(): band must be >= 0, got {band}")
-    check(decay is None or (isinstance(decay, (int, float)) and not isinstance(decay, bool) and decay > 0),
+    check(decay is None or (is_real(decay) and decay > 0),
           lambda: f"sgk.patterns.band_and_decay(): decay must be a positive number or None, got {decay!r}")
     scale = float(decay) if decay is not None else max(1.0, L / 16)
     return _sampled(L, sparsity, causal, band, lambda d: 1.0 / (1.0 + d / scale), seed, device)

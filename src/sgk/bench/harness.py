@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-import numbers
 import statistics
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Any, Callable, ClassVar, ContextManager, Iterator, TextIO
 
 import torch
 
+from ..checks import is_int, is_real
 from ..csr import CSRMatrix
 from .anchors import Anchors, speedup_over_sputnik
 from .suites import Case, get_cases
@@ -102,11 +102,6 @@ def tf32_matmul(enabled: bool) -> Iterator[None]:
         yield
     finally:
         mm.allow_tf32 = old_flag
-
-
-def _is_int(v: object) -> bool:
-    """An integer (Python's or NumPy's), not a bool."""
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 TIMERS = ("do_bench", "cudagraph")
@@ -374,15 +369,15 @@ class Benchmark:
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"{self.kind}: --device cuda but no CUDA GPU is available")
         # the CLI checks these too; the Python API (sgk.bench) gets the same errors
-        if self.limit is not None and (not _is_int(self.limit) or self.limit <= 0):
+        if self.limit is not None and (not is_int(self.limit) or self.limit <= 0):
             raise ValueError(f"{self.kind}: limit must be a positive integer or None, got {self.limit!r}")
         if self.filter is not None and not isinstance(self.filter, str):
             raise ValueError(f"{self.kind}: filter must be a string or None, got {type(self.filter).__name__}")
         for name in ("warmup", "rep"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
+            if not (is_real(v) and v > 0 and math.isfinite(v)):
                 raise ValueError(f"{self.kind}: {name} must be a positive finite number of ms, got {v!r}")
-        if not _is_int(self.seed):
+        if not is_int(self.seed):
             raise ValueError(f"{self.kind}: seed must be an integer, got {self.seed!r}")
         self._matrix_cache: tuple[str, CSRMatrix] | None = None
         self._dram_gbps: float | None = None

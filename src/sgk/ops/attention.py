@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Sequence
 
 import torch
 
 from ..checks import (FLOAT_DTYPES, broadcast_batch, check, check_csr, check_dense, check_same_device,
-                      check_same_dtype)
+                      check_same_dtype, is_real)
 from ..csr import CSRMatrix, Topology
 from .sddmm import sddmm
 from .softmax import sparse_softmax
@@ -51,7 +50,7 @@ def attention(
     op = "attention"
     for name, t in (("q", q), ("k", k), ("v", v)):
         check_dense(op, name, t, dtypes=FLOAT_DTYPES, min_ndim=2)
-    check(scale is None or (isinstance(scale, numbers.Real) and not isinstance(scale, bool)),
+    check(scale is None or is_real(scale),
           lambda: f"{op}(): scale must be a number or None, got {type(scale).__name__}", TypeError)
     if isinstance(topology, (list, tuple)):
         return _per_sample(q, k, v, topology, scale, causal, method)
