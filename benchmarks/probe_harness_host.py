@@ -19,7 +19,6 @@ run at 07dba97 has a densify median of 31 µs. Run from the repository root:
 """
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -28,20 +27,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _probe  # noqa: E402
+from probe_host import host_us  # noqa: E402
 from _probe import log  # noqa: E402
 
 import sgk  # noqa: E402
-from sgk.bench.harness import host_time_us  # noqa: E402
 from sgk.kernels import spmm as kspmm  # noqa: E402
 
 T0 = time.time()
 FILES = ["transformer/magnitude_pruning/0.9/body_decoder_layer_0_self_attention_multihead_attention_k_fully_connected.smtx",
          "transformer/magnitude_pruning/0.7/body_decoder_layer_0_ffn_conv1_fully_connected.smtx",
          "transformer/magnitude_pruning/0.8/body_decoder_layer_0_ffn_conv2_fully_connected.smtx"]
-
-
-def med(fn, runs=5):
-    return statistics.median(host_time_us(fn) for _ in range(runs))
 
 
 def one(rows, path, n, name, cfg):
@@ -68,18 +63,18 @@ def one(rows, path, n, name, cfg):
             sgk.spmm(a, b)
         row["full_path_calls_of_20"] = full[0]
         kspmm.spmm = real_spmm
-        row["suite_call_us"] = med(lambda: sgk.spmm(a, b))
+        row["suite_call_us"] = host_us(lambda: sgk.spmm(a, b))
         with torch.no_grad():
-            row["no_grad_us"] = med(lambda: sgk.spmm(a, b))
+            row["no_grad_us"] = host_us(lambda: sgk.spmm(a, b))
         plans = a.topology._cache.get("spmm_plans", {})
         plan = next(iter(plans.values()), None)
         row["plans"] = len(plans)
         if plan is not None:
-            row["plan_us"] = med(lambda: plan(a.values, b))
+            row["plan_us"] = host_us(lambda: plan(a.values, b))
             row["recorded"] = plan._state is not None
         dense = a.to_dense()
-        row["mm_us"] = med(lambda: torch.mm(dense, b))
-        row["empty_us"] = med(lambda: torch.empty(a.shape, dtype=torch.bfloat16, device="cuda"))
+        row["mm_us"] = host_us(lambda: torch.mm(dense, b))
+        row["empty_us"] = host_us(lambda: torch.empty(a.shape, dtype=torch.bfloat16, device="cuda"))
     finally:
         kspmm.spmm = real_spmm
         kspmm._TUNER.choose = real
