@@ -50,6 +50,30 @@ def run(name: str, doc: str, sections: dict[str, Callable], summary: Callable[[d
     return 1 if errors else 0
 
 
+def graph_ms(fn) -> float:
+    """Median ms of ``fn`` replayed from a CUDA graph under do_bench (the L2 flushed before each
+    replay; two calls on a side stream first, so that compiles and workspaces stay out of the
+    capture). Without CUDA (a smoke run under TRITON_INTERPRET=1) one plain call's wall time."""
+    import torch
+
+    if not torch.cuda.is_available():
+        t = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t) * 1e3
+    import triton
+
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    return float(triton.testing.do_bench(g.replay, warmup=5, rep=25, return_mode="median"))
+
+
 def block_sparse_problems(seed: int, sparsities=(0.9, 0.5), size: int = 4096, n: int = 4096, bs: int = 64):
     """Issue 5.2's problems on the GPU in bf16: (sparsity, BSR weight, B, the weight dense, the
     float64 reference product) for a size² weight with bs×bs blocks and N = n."""

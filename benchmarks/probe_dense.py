@@ -137,24 +137,6 @@ def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return hi, x - hi
 
 
-def bench_graph(fn) -> float:
-    """Median ms of ``fn`` replayed from a CUDA graph under do_bench (L2 flushed before each)."""
-    if DEVICE == "cpu":
-        t = time.perf_counter()
-        fn()
-        return (time.perf_counter() - t) * 1e3
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    return float(triton.testing.do_bench(g.replay, warmup=5, rep=25, return_mode="median"))
-
-
 def triton_mm(form: str, cfg, a, b, c, parts):
     bm, bn, bk, warps, stages = cfg
     m, k = a.shape
@@ -190,7 +172,7 @@ def one_shape(rows: list, section: str, m: int, k: int, n: int, dtype) -> None:
             if not err <= tol_:
                 log(rows, **base, impl=impl, status="wrong", rel_err=err, **extra)
                 return
-            log(rows, **base, impl=impl, status="ok", us=1e3 * bench_graph(fn), rel_err=err, **extra)
+            log(rows, **base, impl=impl, status="ok", us=1e3 * _probe.graph_ms(fn), rel_err=err, **extra)
         except Exception as e:  # noqa: BLE001 (a configuration that cannot compile or run here)
             log(rows, **base, impl=impl, status="error", error=f"{type(e).__name__}: {str(e)[:200]}", **extra)
 
@@ -210,7 +192,7 @@ def one_shape(rows: list, section: str, m: int, k: int, n: int, dtype) -> None:
             try:
                 out = sgk.spmm(s, b)
                 err = relative_error(out, sref)
-                us = 1e3 * bench_graph(lambda: sgk.spmm(s, b)) if err <= tol else None
+                us = 1e3 * _probe.graph_ms(lambda: sgk.spmm(s, b)) if err <= tol else None
                 log(rows, **base, impl=f"sgk_{int(100 * sp)}", status="ok" if us else "wrong", us=us, rel_err=err,
                     config=str(kspmm.last_config))
             except Exception as e:  # noqa: BLE001
@@ -223,7 +205,7 @@ def one_shape(rows: list, section: str, m: int, k: int, n: int, dtype) -> None:
             torch.sub(b, bhi, out=blo)
 
         if DEVICE != "cpu":
-            log(rows, **base, impl="bsplit", status="ok", us=1e3 * bench_graph(bsplit))
+            log(rows, **base, impl="bsplit", status="ok", us=1e3 * _probe.graph_ms(bsplit))
         for form in ("tf32", "x3", "presplit", "transposed"):
             for cfg in FP32_CONFIGS:
                 if time.time() - T0 > BUDGET[0]:
@@ -257,7 +239,6 @@ def sgk_fp32(rows: list, budget: float) -> None:
             b = torch.randn(k, n, generator=g).to(DEVICE)
             ref = a.to_dense().double() @ b.double()
             base = dict(section="sgk", m=m, k=k, n=n, sparsity=sp)
-            real_choose = kmod._TUNER.choose
             for impl in ("auto", "densify", "csr"):
                 try:
                     if impl == "densify":
@@ -274,7 +255,7 @@ def sgk_fp32(rows: list, budget: float) -> None:
                     out = fn()
                     err = relative_error(out, ref)
                     cfg = str(kmod.last_config)
-                    us = 1e3 * bench_graph(fn) if err <= 1e-4 else None
+                    us = 1e3 * _probe.graph_ms(fn) if err <= 1e-4 else None
                     log(rows, **base, impl=impl, status="ok" if us else "wrong", us=us, rel_err=err, config=cfg)
                 except Exception as e:  # noqa: BLE001
                     log(rows, **base, impl=impl, status="error", error=f"{type(e).__name__}: {e}"[:240])

@@ -32,7 +32,6 @@ import sys
 import time
 
 import torch
-import triton
 
 import sgk
 from sgk.kernels import spmm as kspmm
@@ -53,24 +52,6 @@ DECODE = [(8192, 8192, 16, 0.8), (8192, 8192, 64, 0.8), (8192, 8192, 1, 0.8), (4
 DTYPE = torch.bfloat16
 if DEVICE == "cpu":
     WIDE, DECODE = [(70, 300, 130, 0.7)], [(70, 300, 16, 0.8)]
-
-
-def bench_graph(fn) -> float:
-    """Median ms of ``fn`` replayed from a CUDA graph, under do_bench (L2 flushed before each)."""
-    if DEVICE == "cpu":
-        t = time.perf_counter()
-        fn()
-        return (time.perf_counter() - t) * 1e3
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    return float(triton.testing.do_bench(g.replay, warmup=5, rep=25, return_mode="median"))
 
 
 def wide_configs(n: int) -> list[kspmm.SpmmConfig]:
@@ -111,12 +92,12 @@ def one_problem(rows: list, section: str, m: int, k: int, n: int, sp: float) -> 
     a, bmat, ref, dense_a = _probe.bitmap_problem(m, k, n, sp, DTYPE, DEVICE)
     t = a.topology
     rec = {"section": section, "m": m, "k": k, "n": n, "sparsity": sp, "nnz": a.nnz, "configs": {}}
-    rec["cublas_ms"] = bench_graph(lambda: dense_a @ bmat)
+    rec["cublas_ms"] = _probe.graph_ms(lambda: dense_a @ bmat)
     try:
         with torch.no_grad():
             rec["auto_err"] = rel_err(sgk.spmm(a, bmat), ref)
             rec["auto_config"] = str(kspmm.last_config)
-            rec["auto_ms"] = bench_graph(lambda: _infer(a, bmat)) if rec["auto_err"] <= TOL else math.nan
+            rec["auto_ms"] = _probe.graph_ms(lambda: _infer(a, bmat)) if rec["auto_err"] <= TOL else math.nan
     except Exception as exc:  # noqa: BLE001 (recorded, not fatal)
         rec["auto_ms"], rec["auto_error"] = math.nan, f"{type(exc).__name__}: {str(exc)[:200]}"
     best = {False: (math.inf, None), True: (math.inf, None)}
@@ -132,7 +113,7 @@ def one_problem(rows: list, section: str, m: int, k: int, n: int, sp: float) -> 
             if not err <= TOL:
                 rec["configs"][str(cfg)] = {"rel_err": err, "error": "wrong result"}
                 continue
-            ms = bench_graph(run)
+            ms = _probe.graph_ms(run)
         except Exception as exc:  # noqa: BLE001 (out of resources etc.: recorded, not fatal)
             rec["configs"][str(cfg)] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
             continue
