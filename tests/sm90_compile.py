@@ -143,12 +143,23 @@ def variants():
                         "HW_POPC": True, "COALESCE": cfg.coalesce,
                         "INPUT_PRECISION": "tf32x3" if dt == "fp32" else "ieee", "PREFETCH": cfg.prefetch},
                        cfg.num_warps, cfg.num_stages)
-        if dt != "fp32":  # the densify form's decode kernel
-            yield (f"spmm-densify decode {dt}", spmm_mod._bitmap_densify_kernel,
-                   {"bitmap_ptr": "*i32", "word_offsets_ptr": "*i32", "values_ptr": PTR[dt], "out_ptr": PTR[dt],
-                    "m": "i32", "k": "i32", "kw": "i32", "stride_vb": "i64", "stride_ob": "i64", "stride_om": "i64"},
-                   {"BLOCK_M": spmm_mod.DENSIFY.rows, "BLOCK_K": spmm_mod.DENSIFY.block_k, "HW_POPC": True},
-                   spmm_mod.DENSIFY.num_warps, 1)
+        # the densify form's decode kernel (fp32: split into TF32 heads and tails), and fp32's product
+        yield (f"spmm-densify decode {dt}", spmm_mod._bitmap_densify_kernel,
+               {"bitmap_ptr": "*i32", "word_offsets_ptr": "*i32", "values_ptr": PTR[dt], "out_ptr": PTR[dt],
+                "m": "i32", "k": "i32", "kw": "i32", "stride_vb": "i64", "stride_ob": "i64", "stride_om": "i64",
+                "lo_offset": "i64"},
+               {"BLOCK_M": spmm_mod.DENSIFY.rows, "BLOCK_K": spmm_mod.DENSIFY.block_k, "HW_POPC": True,
+                "SPLIT": dt == "fp32"},
+               spmm_mod.DENSIFY.num_warps, 1)
+        if dt == "fp32":
+            bm, bn, bk, warps, stages = spmm_mod.DENSIFY_X3_TILE
+            for bias, relu in ((False, False), (True, True)):
+                yield (f"spmm-densify x3 product bias={bias} relu={relu}", spmm_mod._densify_x3_kernel,
+                       {"a_ptr": "*fp32", "b_ptr": "*fp32", "bias_ptr": "*fp32", "c_ptr": "*fp32", "m": "i32", "n": "i32",
+                        "k": "i32", "lo_offset": "i64", "stride_ab": "i64", "stride_bb": "i64", "stride_bk": "i64",
+                        "stride_bn": "i64", "stride_biasb": "i64", "stride_cb": "i64", "stride_cm": "i64"},
+                       {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "HAS_BIAS": bias, "RELU": relu,
+                        "INPUT_PRECISION": "tf32"}, warps, stages)
         for d, block_d in ((64, None), (64, 64), (80, 128), (2048, None), (2000, 128)):
             cfg = sddmm_mod.default_config(d, 100.0, DTYPES[dt])
             block_d = block_d or cfg.block_d or 1 << (d - 1).bit_length()

@@ -115,11 +115,12 @@ def test_dot_precision_widens_bf16_only_off_the_gpu():
         assert dot_precision(torch.zeros(1, dtype=torch.bfloat16, device="cuda"), "tf32") == "ieee"
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32], ids=["fp16", "bf16", "fp32"])
 def test_densify_form(kernel_device, dtype):
-    """The densify form (A decoded into a dense scratch, then a dense product): m and k not
-    multiples of its tile, empty rows, one full row, with and without bias and ReLU, batched values
-    against one B and one set of values against a batch of B, against float64."""
+    """The densify form (A decoded into a dense scratch, then a dense product; fp32: A split into
+    TF32 heads and tails, three TF32 products in sgk's own kernel): m and k not multiples of its
+    tile, empty rows, one full row, with and without bias and ReLU, batched values against one B
+    and one set of values against a batch of B, against float64."""
     from sgk.kernels import spmm as kmod
 
     g = gen(225)
@@ -138,11 +139,17 @@ def test_densify_form(kernel_device, dtype):
                       bitmap=t.bitmap)
         want = dense @ b.double() + (bi.double()[:, None] if bi is not None else 0)
         assert_close(c, want.clamp_min(0) if relu else want, dtype, 299, slack=slack, msg=f"bias {bi is not None} relu {relu}:")
-    # another output dtype (a forced configuration: the product is rounded to b's dtype first)
-    c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, out_dtype=torch.float32,
+    # another output dtype (a forced configuration: the product is rounded to b's dtype first; fp32's
+    # kernel stores its fp32 sums in the output dtype)
+    out_dtype = torch.bfloat16 if dtype == torch.float32 else torch.float32
+    c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, out_dtype=out_dtype,
                   config=kmod.DENSIFY, bitmap=t.bitmap)
-    assert c.dtype == torch.float32
-    assert_close(c, dense @ b.double(), dtype, 299, slack=slack)
+    assert c.dtype == out_dtype
+    assert_close(c, dense @ b.double(), torch.bfloat16 if dtype == torch.float32 else dtype, 299, slack=slack)
+    if dtype == torch.float32:  # a B of any strides (the kernel reads both)
+        bt = randn(130, 299, g=g, device=kernel_device).t()
+        c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, bt, config=kmod.DENSIFY, bitmap=t.bitmap)
+        assert_close(c, dense @ bt.double(), dtype, 299)
     # batched values with a batched bias (the product's epilogue over the batch)
     vals = torch.stack([a.values, -a.values])
     bias2 = randn(2, 73, g=g, dtype=dtype, device=kernel_device)
@@ -161,6 +168,49 @@ def test_densify_form(kernel_device, dtype):
         kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=kmod.DENSIFY)
 
 
+def test_tf32_split(kernel_device):
+    """The fp32 densify form's split, alone (the interpreter's products ignore TF32, so only this
+    test sees it on the CPU): heads and tails have their low 13 bits zero, the head is x rounded to
+    nearest, x = head + tail to 2**-22 |x|; NaNs (the GPU's 0x7FFFFFFF as well as torch's) stay
+    NaN, inf gives an inf head, and the largest finite values stay finite."""
+    import triton
+    import triton.language as tl
+
+    from sgk.kernels import spmm as kmod
+
+    global _TF32_SPLIT  # a JIT function calls what its module's globals name
+    _TF32_SPLIT = kmod._tf32_split
+
+    @triton.jit
+    def split_kernel(x_ptr, hi_ptr, lo_ptr, n, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        x = tl.load(x_ptr + offs, mask=offs < n)
+        hi, lo = _TF32_SPLIT(x)
+        tl.store(hi_ptr + offs, hi, mask=offs < n)
+        tl.store(lo_ptr + offs, lo, mask=offs < n)
+
+    g = gen(230)
+    finite = torch.cat([randn(500, g=g), randn(200, g=g) * 1e30, randn(200, g=g) * 1e-30,
+                        torch.tensor([0.0, -0.0, 1.0, -1.0, 3.4028234e38, -3.4028234e38, 3.4019e38, 1e-45])])
+    special = torch.tensor([0x7FFFFFFF, 0x7FC00000, -1, 0x7F800000, -8388608], dtype=torch.int32).view(torch.float32)
+    x = torch.cat([finite, special]).to(kernel_device)
+    hi, lo = torch.empty_like(x), torch.empty_like(x)
+    split_kernel[(triton.cdiv(x.numel(), 256),)](x, hi, lo, x.numel(), BLOCK=256)
+    hi, lo, x = hi.cpu(), lo.cpu(), x.cpu()
+    nf = finite.numel()
+    fh, fl = hi[:nf], lo[:nf]
+    assert torch.isfinite(fh).all() and torch.isfinite(fl).all()
+    assert not (fh.view(torch.int32) & 0x1FFF).any() and not (fl.view(torch.int32) & 0x1FFF).any()
+    err = (finite.double() - fh.double() - fl.double()).abs()
+    # 2**-22 where rounded, 2**-21 where truncated; below TF32's finest subnormal step (2**-136) nothing is kept
+    assert (err <= 2.0**-21 * finite.double().abs() + 2.0**-136).all()
+    small = finite.abs() < 3e38  # rounded to nearest: the head within half a TF32 unit
+    assert ((finite.double() - fh.double()).abs()[small] <= 2.0**-11 * finite.double().abs()[small] + 2.0**-136).all()
+    sh = hi[nf:]
+    assert sh[:3].isnan().all() and sh[3] == float("inf") and sh[4] == float("-inf")
+    assert lo[nf:].isnan().all()
+
+
 def test_densify_offered_where_allowed(kernel_device, monkeypatch):
     """The tuner times the densify form for fp16/bf16 at N >= DENSIFY_MIN_N with a scratch within
     DENSIFY_MAX_BYTES, beside the bitmap candidates, and never otherwise: not at narrow N, not
@@ -171,8 +221,16 @@ def test_densify_offered_where_allowed(kernel_device, monkeypatch):
 
     assert kmod.densify_allowed(512, 512, 2048, 1, torch.bfloat16)
     assert not kmod.densify_allowed(512, 512, 64, 1, torch.bfloat16)  # narrow N
-    assert not kmod.densify_allowed(512, 512, 2048, 1, torch.float32)
+    assert kmod.densify_allowed(512, 512, 2048, 1, torch.float32)
+    assert not kmod.densify_allowed(512, 512, 64, 1, torch.float32)
     assert not kmod.densify_allowed(8192, 8192, 2048, 1, torch.float16)  # 128 MiB of scratch
+    assert kmod.densify_allowed(4096, 4096, 2048, 1, torch.float16)  # 32 MiB
+    assert not kmod.densify_allowed(4096, 4096, 2048, 1, torch.float32)  # heads and tails: 128 MiB
+    assert not kmod.densify_allowed(512, 512, 2048, 1, torch.float64)
+    widest = kmod.MAX_GRID_YZ * kmod.DENSIFY_X3_TILE[1]  # the fp32 product's column tiles in one launch
+    assert kmod.densify_allowed(4, 32, widest, 1, torch.float32)
+    assert not kmod.densify_allowed(4, 32, widest + 1, 1, torch.float32)
+    assert kmod.densify_allowed(4, 32, widest + 1, 1, torch.float16)  # (cuBLAS's product: no such limit)
     offered = []
     monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: offered.append(list(cands)) or cands[0])
     monkeypatch.setattr(kmod, "_launch", lambda *args, **kwargs: None)  # the offers only: nothing runs
@@ -206,6 +264,25 @@ def test_densify_offered_where_allowed(kernel_device, monkeypatch):
     assert kmod.DENSIFY in offered[-1]
     kmod.spmm(*args, a.values.expand(4, -1).contiguous(), b[None], bitmap=t.bitmap)
     assert len(offered) == before + 2 and kmod.DENSIFY not in offered[-1]
+    monkeypatch.undo()  # (the poisoned allocations too: nothing runs)
+    monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: offered.append(list(cands)) or cands[0])
+    monkeypatch.setattr(kmod, "_launch", lambda *args, **kwargs: None)
+    monkeypatch.setattr(kmod, "_CHOSEN", {})
+    # fp32: the densify form alone beside the gathers (no bitmap-kernel candidates), under
+    # deterministic algorithms too (its product is sgk's own kernel, no atomics)
+    a32 = sgk.CSRMatrix.random(40, 128, 0.7, generator=g).to(kernel_device)
+    t32 = a32.topology
+    args = (t32.row_offsets, t32.column_indices, t32.row_swizzle)
+    b32 = randn(128, 130, g=g, device=kernel_device)
+    for deterministic in (False, True):
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
+        try:
+            kmod.spmm(*args, a32.values, b32, bitmap=t32.bitmap)
+        finally:
+            torch.use_deterministic_algorithms(False)
+        assert kmod.DENSIFY in offered[-1] and not any(c.kind == "bitmap" for c in offered[-1])
+    kmod.spmm(*args, a32.values, b32[:, :16].contiguous(), bitmap=t32.bitmap)
+    assert kmod.DENSIFY not in offered[-1]  # narrow N
 
 
 def test_bitmap_kernel_batched(kernel_device):
@@ -500,25 +577,31 @@ def test_gpu_decode_shape(n, method):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
 @pytest.mark.parametrize("m, k, n", [(512, 512, 2048), (1000, 700, 300)])
-def test_gpu_densify_form(m, k, n):
-    """The densify form on the GPU (its decode kernel compiled, cuBLAS over the scratch), with bias
-    and ReLU and batched values, and the auto path that may choose it, against float64."""
+def test_gpu_densify_form(m, k, n, dtype):
+    """The densify form on the GPU (its decode kernel compiled; cuBLAS over the scratch in bf16,
+    the three-TF32 product in fp32, held to fp32's tolerance), with bias and ReLU and batched
+    values, and the auto path that may choose it, against float64."""
     from sgk.kernels import spmm as kmod
 
     g = gen(227)
-    a = sgk.CSRMatrix.random(m, k, 0.7, distribution="skewed", row_cv=0.8, dtype=torch.bfloat16, generator=g).to("cuda")
+    a = sgk.CSRMatrix.random(m, k, 0.7, distribution="skewed", row_cv=0.8, dtype=dtype, generator=g).to("cuda")
     t = a.topology
     t.prepare(bitmap=True)
     dense = a.to_dense().double()
-    b = randn(k, n, g=g, dtype=torch.bfloat16, device="cuda")
-    bias = randn(m, g=g, dtype=torch.bfloat16, device="cuda")
+    b = randn(k, n, g=g, dtype=dtype, device="cuda")
+    bias = randn(m, g=g, dtype=dtype, device="cuda")
     c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, True, config=kmod.DENSIFY,
                   bitmap=t.bitmap)
-    assert_close(c, (dense @ b.double() + bias.double()[:, None]).clamp_min(0), torch.bfloat16, t.max_row_length)
+    assert_close(c, (dense @ b.double() + bias.double()[:, None]).clamp_min(0), dtype, t.max_row_length)
     vals = torch.stack([a.values, -a.values])
     c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, vals, b[None], config=kmod.DENSIFY, bitmap=t.bitmap)
-    assert_close(c, torch.stack([dense, -dense]) @ b.double(), torch.bfloat16, t.max_row_length)
+    assert_close(c, torch.stack([dense, -dense]) @ b.double(), dtype, t.max_row_length)
+    if dtype == torch.float32:  # a transposed B, and large values (1e20: the split keeps the exponent)
+        bt = randn(n, k, g=g, device="cuda").t() * 1e20
+        c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, bt, config=kmod.DENSIFY, bitmap=t.bitmap)
+        assert_close(c / 1e20, dense @ (bt.double() / 1e20), dtype, t.max_row_length)
     offered = []
     real_choose = kmod._TUNER.choose
     kmod._CHOSEN.clear()
@@ -527,8 +610,8 @@ def test_gpu_densify_form(m, k, n):
                                                                                                           device)
         with torch.no_grad():
             for _ in range(2):
-                b = randn(k, n, g=g, dtype=torch.bfloat16, device="cuda")
-                assert_close(sgk.spmm(a, b), dense @ b.double(), torch.bfloat16, t.max_row_length)
+                b = randn(k, n, g=g, dtype=dtype, device="cuda")
+                assert_close(sgk.spmm(a, b), dense @ b.double(), dtype, t.max_row_length)
     finally:
         del kmod._TUNER.choose  # the class's method again
     assert offered and all(kmod.DENSIFY in cands for cands in offered)
@@ -562,10 +645,10 @@ def test_gpu_split_reproducible_and_across_streams():
     assert all(not arrivals.any() for _, arrivals in kmod._SPLIT_BUFFERS.values())
 
 
-def _forced_plan(monkeypatch, cfg, m: int, k: int, sparsity: float, g, device="cuda"):
-    """A bf16 m × k matrix on ``device`` with its bitmap, and an SpmmPlan over its topology whose
-    tuner always chooses ``cfg`` (kept out of the shared exact cache); the list that counts
-    full-path calls; and the real ``kernels.spmm``."""
+def _forced_plan(monkeypatch, cfg, m: int, k: int, sparsity: float, g, device="cuda", dtype=torch.bfloat16):
+    """An m × k matrix (bf16 unless told) on ``device`` with its bitmap, and an SpmmPlan over its
+    topology whose tuner always chooses ``cfg`` (kept out of the shared exact cache); the list that
+    counts full-path calls; and the real ``kernels.spmm``."""
     from sgk.kernels import spmm as kmod
 
     monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: cfg)
@@ -573,7 +656,7 @@ def _forced_plan(monkeypatch, cfg, m: int, k: int, sparsity: float, g, device="c
     full = []
     real = kmod.spmm
     monkeypatch.setattr(kmod, "spmm", lambda *args, **kw: full.append(1) or real(*args, **kw))
-    a = sgk.CSRMatrix.random(m, k, sparsity, dtype=torch.bfloat16, generator=g).to(device)
+    a = sgk.CSRMatrix.random(m, k, sparsity, dtype=dtype, generator=g).to(device)
     t = a.topology
     t.prepare(bitmap=True)
     return a, kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle, bitmap=t.bitmap), full, real
@@ -720,38 +803,49 @@ def test_plan_records_and_repeats_a_densify_launch(kernel_device, monkeypatch):
 
 
 @pytest.mark.gpu
-def test_gpu_plan_repeats_a_densify_launch(monkeypatch):
-    """SpmmPlan repeats a densify choice on the GPU (the decode's recorded launch, then cuBLAS):
-    right over repeats with fresh operands, the full path taken once, and inside a CUDA-graph
-    capture."""
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
+def test_gpu_plan_repeats_a_densify_launch(monkeypatch, dtype):
+    """SpmmPlan repeats a densify choice on the GPU (the decode's recorded launch, then cuBLAS, or
+    in fp32 the split product's recorded launch): right over repeats with fresh operands, the full
+    path taken once, and inside a CUDA-graph capture."""
     from sgk.kernels import spmm as kmod
 
     g = gen(229)
-    a, plan, full, _ = _forced_plan(monkeypatch, kmod.DENSIFY, 512, 700, 0.8, g)
+    a, plan, full, _ = _forced_plan(monkeypatch, kmod.DENSIFY, 512, 700, 0.8, g, dtype=dtype)
     t = a.topology
     dense = a.to_dense().double()
-    b = randn(700, 300, g=g, dtype=torch.bfloat16, device="cuda")
+    b = randn(700, 300, g=g, dtype=dtype, device="cuda")
     first = plan(a.values, b)
     assert plan._state is not None and plan._state[3] == kmod.DENSIFY and len(full) == 1
-    assert_close(first, dense @ b.double(), torch.bfloat16, t.max_row_length)
+    assert (plan._state[4][1] is not None) == (dtype == torch.float32)  # fp32: the product's record
+    assert_close(first, dense @ b.double(), dtype, t.max_row_length)
     for _ in range(5):
         assert torch.equal(plan(a.values, b), first)
-    b2 = randn(700, 300, g=g, dtype=torch.bfloat16, device="cuda")
-    assert_close(plan(a.values, b2), dense @ b2.double(), torch.bfloat16, t.max_row_length)
+    b2 = randn(700, 300, g=g, dtype=dtype, device="cuda")
+    assert_close(plan(a.values, b2), dense @ b2.double(), dtype, t.max_row_length)
     assert len(full) == 1
     # values one element off their allocation: the record refuses, the full path runs (and records anew)
-    shifted = torch.empty(a.nnz + 1, dtype=torch.bfloat16, device="cuda")[1:]
+    shifted = torch.empty(a.nnz + 1, dtype=dtype, device="cuda")[1:]
     shifted.copy_(a.values)
-    assert_close(plan(shifted, b2), dense @ b2.double(), torch.bfloat16, t.max_row_length)
+    assert_close(plan(shifted, b2), dense @ b2.double(), dtype, t.max_row_length)
     assert len(full) == 2
-    assert_close(plan(a.values, b2), dense @ b2.double(), torch.bfloat16, t.max_row_length)
+    assert_close(plan(a.values, b2), dense @ b2.double(), dtype, t.max_row_length)
+    before = len(full)
+    assert_close(plan(a.values, b), dense @ b.double(), dtype, t.max_row_length)
+    assert len(full) == before  # recorded again for these operands: the capture below repeats the record
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         out = plan(a.values, b)
+    assert len(full) == before
     b.copy_(b2)
     graph.replay()
     torch.cuda.synchronize()
-    assert_close(out, dense @ b2.double(), torch.bfloat16, t.max_row_length)
+    assert_close(out, dense @ b2.double(), dtype, t.max_row_length)
+    if dtype == torch.float32:  # B one element off: the product's record refuses after the decode ran
+        bs = torch.empty(700 * 300 + 1, dtype=dtype, device="cuda")[1:].view(700, 300)
+        bs.copy_(b2)
+        assert_close(plan(a.values, bs), dense @ b2.double(), dtype, t.max_row_length)
+        assert len(full) == before + 1
 
 
 @pytest.mark.gpu

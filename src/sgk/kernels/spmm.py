@@ -42,14 +42,31 @@ fp32 and fuse the epilogue: bias of the row, ReLU, cast to the output dtype.
   decode over that many columns (H200: 1.2-3.5x faster than the gather kernels at 70-90% and
   N >= 196; benchmarks/results/2026-12-01_h200_533863c/probe_wide.json).
 
-* ``densify`` (fp16/bf16 inference at N >= 128, a scratch of at most 64 MiB): the bitmap kernel's
+* ``densify`` (fp16/bf16/fp32 inference at N >= 128, a scratch of at most 64 MiB): the bitmap kernel's
   decode, once per call instead of once per column tile, writes A dense into a transient scratch,
   and cuBLAS (``torch.matmul``/``addmm``/``baddbmm``) multiplies over it, the bias added in its
   epilogue (one rounding), ReLU after. cuBLAS accumulates in fp32, but PyTorch lets it reduce
   split-K partial sums in half precision by default
   (``torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction`` and
   ``allow_bf16_reduced_precision_reduction``; set the one for your dtype to False to keep every
-  sum in fp32).
+  sum in fp32). fp32 (inference at N >= 128, also under deterministic algorithms): the decode
+  writes each element split in two TF32 parts, a head and a tail (rounded to nearest: x = head +
+  tail to ~2**-22), and ``_densify_x3_kernel`` multiplies in three TF32 tensor-core products
+  (tail·head, head·tail, head·head; the tail·tail term, at most 2**-22 of the product, is left
+  out, as in the usual 3xTF32 scheme: a few fp32 ulps a product), each of B's
+  tiles split the same way in registers. It computes Cᵀ = Bᵀ·Aᵀ, so that the split tile of B is
+  the MMA's register operand and A's parts come from shared memory straight; fp32 accumulation,
+  the bias and ReLU in its epilogue, each K step's three products summed apart and added to the
+  total in registers (the tensor cores' accumulation does not round to nearest). Measured on the
+  H200 before that last change (bcdfbc3, benchmarks/results/2026-12-01_h200_bcdfbc3/): 2.2-3.6x
+  faster than the gather kernels at 70% on the DLMC Transformer shapes at N = 2048 and on the
+  FFN 4096×1024×4096, 1.6-1.7x faster than cuBLAS fp32, but with relative errors of 3e-6 to
+  1.4e-5 (growing with K); with it, not yet run on a GPU (docs/performance.md, next item 000000).
+
+  The densify form multiplies A's zeros too: an inf or NaN in B gives NaN in every row of C
+  (0 · inf), where the gather kernels read only the columns of B that A's nonzeros select; in
+  fp32 an inf in A's values gives NaN too (its tail is NaN), where the gathers give ±inf. The
+  bitmap kernel's dense tiles do the same within each tile.
 
 Batch: program axis 2 walks the (flattened) batch; operands that do not vary over the batch have
 batch stride 0. All pointer offsets that can exceed 2**31 are computed in int64.
@@ -587,12 +604,15 @@ def _bitmap_densify_kernel(
     stride_vb,
     stride_ob,
     stride_om,
+    lo_offset,  # SPLIT: the tails' distance from the heads, in elements
     BLOCK_M: tl.constexpr,
     BLOCK_K: tl.constexpr,
     HW_POPC: tl.constexpr,
+    SPLIT: tl.constexpr,
 ):
     """One BLOCK_M × BLOCK_K tile of A, decoded from the bitmap as the bitmap kernel decodes it,
-    stored dense (zeros included) for a dense product."""
+    stored dense (zeros included) for a dense product; with SPLIT (fp32) as its TF32 heads, and its
+    tails lo_offset elements further on (:func:`_tf32_split`)."""
     pid_m = tl.program_id(0)
     kt = tl.program_id(1)
     pid_b = tl.program_id(2).to(tl.int64)
@@ -604,7 +624,94 @@ def _bitmap_densify_kernel(
     a = tl.reshape(a, [BLOCK_M, BLOCK_K])
     cols = kt * BLOCK_K + tl.arange(0, BLOCK_K)
     ptrs = out_ptr + pid_b * stride_ob + rows.to(tl.int64)[:, None] * stride_om + cols[None, :]
-    tl.store(ptrs, a, mask=row_ok[:, None] & (cols < k)[None, :])
+    mask = row_ok[:, None] & (cols < k)[None, :]
+    if SPLIT:
+        hi, lo = _tf32_split(a)
+        tl.store(ptrs, hi, mask=mask)
+        tl.store(ptrs + lo_offset, lo, mask=mask)
+    else:
+        tl.store(ptrs, a, mask=mask)
+
+
+@triton.jit
+def _tf32_round(x):
+    """fp32 ``x`` rounded to TF32 (10 mantissa bits, the low 13 bits zero): to nearest by a carry
+    into bit 13 before the mask, except where the carry would overflow, |x| >= 0x7F7FF000 as bits
+    (beyond 3.4019e38, inf and NaN): truncated there, so that a NaN stays a NaN (0x7FFFFFFF, the
+    NaN the GPU's arithmetic makes, would wrap to zero) and the largest finite values stay finite."""
+    bits = x.to(tl.int32, bitcast=True)
+    carry = tl.where((bits & 0x7FFFFFFF) >= 0x7F7FF000, 0, 0x1000)
+    return ((bits + carry) & -8192).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _tf32_split(x):
+    """fp32 ``x`` as two TF32 values, a head and a tail (:func:`_tf32_round` each): x = hi + lo to
+    within 2**-22 |x| (2**-21 where the head is truncated). A NaN gives NaN parts; an inf an inf
+    head and a NaN tail."""
+    hi = _tf32_round(x)
+    lo = _tf32_round(x - hi)
+    return hi, lo
+
+
+@triton.jit
+def _densify_x3_kernel(
+    a_ptr,  # fp32 (batch | 1, m, k) A's TF32 heads, contiguous; the tails lo_offset elements further on
+    b_ptr,  # fp32 (batch | 1, k, n), any strides
+    bias_ptr,  # (batch | 1, m) or unused
+    c_ptr,  # (batch, m, n), rows contiguous
+    m,
+    n,
+    k,
+    lo_offset,
+    stride_ab,
+    stride_bb,
+    stride_bk,
+    stride_bn,
+    stride_biasb,
+    stride_cb,
+    stride_cm,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    RELU: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,  # "tf32" (on the GPU; the operands are TF32 values already)
+):
+    """The densify form's fp32 product: a BLOCK_M × BLOCK_N tile of C = A·B computed as its
+    transpose, Cᵀ = Bᵀ·Aᵀ, in three TF32 products over A's split parts and B's tile split here
+    (the register operand of the MMA; A's parts, K-contiguous, are its shared-memory operand)."""
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    pid_b = tl.program_id(2).to(tl.int64)
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < m
+    col_ok = cols < n
+    offs_k = tl.arange(0, BLOCK_K)
+    a_tile = a_ptr + pid_b * stride_ab + rows.to(tl.int64)[None, :] * k  # (1, BLOCK_M): row starts
+    b_tile = b_ptr + pid_b * stride_bb + cols.to(tl.int64)[:, None] * stride_bn  # (BLOCK_N, 1)
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    for k0 in tl.range(0, k, BLOCK_K):
+        ks = k0 + offs_k
+        k_ok = ks < k
+        bt = tl.load(b_tile + ks.to(tl.int64)[None, :] * stride_bk, mask=col_ok[:, None] & k_ok[None, :], other=0.0)
+        a_mask = k_ok[:, None] & row_ok[None, :]
+        a_hi = tl.load(a_tile + ks[:, None], mask=a_mask, other=0.0)
+        a_lo = tl.load(a_tile + lo_offset + ks[:, None], mask=a_mask, other=0.0)
+        b_hi, b_lo = _tf32_split(bt)
+        # each step's three products into a fresh sum, added to the total in registers: the tensor
+        # cores' own accumulation does not round to nearest, and carried over the whole K loop its
+        # error grows with K (1.4e-5 relative at K = 2048 on the H200, against 4e-7 for cuBLAS fp32)
+        part = mma(b_lo, a_hi, tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32), INPUT_PRECISION)  # small terms first
+        part = mma(b_hi, a_lo, part, INPUT_PRECISION)
+        acc += mma(b_hi, a_hi, part, INPUT_PRECISION)
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + pid_b * stride_biasb + rows, mask=row_ok, other=0.0).to(tl.float32)[None, :]
+    if RELU:
+        acc = tl.maximum(acc, 0.0)
+    ptrs = c_ptr + pid_b * stride_cb + rows.to(tl.int64)[None, :] * stride_cm + cols[:, None]
+    tl.store(ptrs, acc.to(c_ptr.dtype.element_ty), mask=row_ok[None, :] & col_ok[:, None])
 
 
 @dataclass(frozen=True)
@@ -867,8 +974,9 @@ def spmm(
     (``sgk.spmm(..., method="bitmap")``). ``record``: a list that gets the configuration launched,
     then the launch's
     :class:`~sgk.kernels._launch.Prepared` record (into C, or into the split-K accumulator; None
-    where the direct launch cannot serve the kernel; for a densify launch, its decode's, then the
-    scratch's shape (m, k); nothing for a bias, a split-K launch with ReLU, a batch that takes more
+    where the direct launch cannot serve the kernel; for a densify launch, its decode's (None too
+    where an fp32 product has none), then (the scratch's shape, the fp32 product's record or None);
+    nothing for a bias, a split-K launch with ReLU, a batch that takes more
     than one launch, or a densify launch with ReLU, batched values or another output dtype), and for
     a split bitmap launch the sizes (partial sums, tiles) its stream's buffers must have; it stays
     empty for an empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
@@ -894,20 +1002,22 @@ def spmm(
         skew = skew_bucket(m, nnz, max_row)
         deterministic = torch.are_deterministic_algorithms_enabled()
         # the densify form: not with method="bitmap" (the dense-tile kernel only), nor another output
-        # dtype, nor deterministic algorithms (cuBLAS is deterministic only under a workspace setting);
-        # its scratch limit depends on the values' batch, which `batch` alone does not tell: in both keys
-        densify = (dense_tiles and not bitmap_only and c.dtype == b.dtype and not deterministic
+        # dtype, nor for fp16/bf16 under deterministic algorithms (cuBLAS is deterministic only under
+        # a workspace setting; fp32's own product is); its scratch limit depends on the values'
+        # batch, which `batch` alone does not tell: in both keys, and its dense product's cost on k
+        densify = (bitmap is not None and not bitmap_only and c.dtype == b.dtype
+                   and (not deterministic or b.dtype == torch.float32)
                    and densify_allowed(m, b.shape[-2], n, values.shape[0] if values.dim() == 2 else 1, b.dtype))
         exact = (m, n, nnz, batch, b.dtype, b.device, deterministic, compact, dense_tiles,
-                 bitmap_only, b.shape[-2] if dense_tiles else None, skew, densify)
+                 bitmap_only, b.shape[-2] if dense_tiles or densify else None, skew, densify)
         config = _CHOSEN.get(exact)
         if config is None:
             def run(cfg):
                 _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)
 
             k = b.shape[-2]
-            key = (*tuning_key(m, n, nnz, batch, b.dtype, skew), compact, dense_tiles and min(pow2_bucket(k), 1 << 16),
-                   bitmap_only, densify)
+            key = (*tuning_key(m, n, nnz, batch, b.dtype, skew), compact,
+                   (dense_tiles or densify) and min(pow2_bucket(k), 1 << 16), bitmap_only, densify)
             if bitmap_only:
                 cands = bitmap_candidates(n, b.dtype)
             else:
@@ -934,7 +1044,8 @@ class SpmmPlan:
     atomic launch, the cast; a split bitmap launch is repeated with the current stream's partial-sum
     and arrival buffers (:func:`_split_buffers`, as the full path takes them: the record holds
     their sizes); a densify choice as its decode's recorded launch into a fresh scratch of the
-    recorded shape, then the dense product (``torch.mm``). Every call whose record does not apply
+    recorded shape, then the dense product (``torch.mm``, or for fp32 the split product's recorded
+    launch). Every call whose record does not apply
     takes :func:`spmm` again, and records anew: a changed deterministic-algorithms setting,
     an operand of another alignment, or a launch path or tuner setting changed since
     (:func:`~sgk.kernels._launch.invalidate_prepared`). The caller guarantees the layout: values
@@ -945,7 +1056,8 @@ class SpmmPlan:
     def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None, max_row: int = -1):
         self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap, max_row)
         # (record, deterministic setting, (C's shape, dtype, device), config, split bitmap buffer
-        # sizes, a densify scratch's shape, or None) or None; one tuple, replaced whole, so that
+        # sizes, or a densify form's (scratch shape, fp32 product record or None), or None) or None;
+        # one tuple, replaced whole, so that
         # concurrent callers never see parts of two records
         self._state = None
 
@@ -955,11 +1067,17 @@ class SpmmPlan:
         if state is not None:
             rec, deterministic, (shape, dtype, device), config, sizes = state
             if deterministic == torch.are_deterministic_algorithms_enabled():
-                if config.kind == "densify":  # the decode into a fresh (m, k) scratch, then the dense product
-                    dense = torch.empty(sizes, dtype=dtype, device=device)
+                if config.kind == "densify":  # the decode into a fresh scratch, then the dense product
+                    scratch, product = sizes
+                    dense = torch.empty(scratch, dtype=dtype, device=device)
                     if rec.run((values, dense)):
-                        last_config = config
-                        return torch.mm(dense, b)  # (no out=: one allocation less, and no autograd error)
+                        if product is None:
+                            last_config = config
+                            return torch.mm(dense, b)  # (no out=: one allocation less, and no autograd error)
+                        c = torch.empty(shape, dtype=dtype, device=device)
+                        if product.run((dense, b, c, c)):  # fp32: the split product, C in the bias and C slots
+                            last_config = config
+                            return c
                 elif sizes is not None:  # a split bitmap launch: C in the bias and C slots, then this stream's buffers
                     c = torch.empty(shape, dtype=dtype, device=device)
                     if rec.run((values, b, c, c) + _split_buffers(device, *sizes)):
@@ -1090,11 +1208,12 @@ def traffic_bytes(cfg: SpmmConfig | None, m: int, k: int, n: int, nnz: int, elem
     """Bytes a launch with ``cfg`` must move at least: A in the form its kernel reads — values
     and 16-bit (``compact``) or 32-bit column indices, row offsets and swizzle; or, for "bitmap",
     values and the bitmap's two int32 words per 32 columns of each row (rows padded to 256
-    columns), and for "densify" also its M × K scratch written and read — B read once and C written
+    columns), and for "densify" also its M × K scratch (2 × M × K in fp32) written and read — B read once and C written
     once. ``cfg`` None: the 32-bit CSR form."""
     b_and_c = (k * n + m * n) * element_bytes
     if cfg is not None and cfg.kind in ("bitmap", "densify"):
-        scratch = 2 * m * k * element_bytes if cfg.kind == "densify" else 0  # written once and read once
+        # written once and read once; fp32's holds heads and tails
+        scratch = 2 * m * k * element_bytes * (2 if element_bytes == 4 else 1) if cfg.kind == "densify" else 0
         return nnz * element_bytes + m * cdiv(k, 256) * 8 * 8 + scratch + b_and_c
     index = 2 if cfg is not None and cfg.compact else 4
     return nnz * (element_bytes + index) + (m + 1) * 4 + m * 4 + b_and_c
@@ -1214,24 +1333,36 @@ DENSIFY_MIN_N = 128
 over enough columns, and the bitmap kernel's single pass is the cheaper one."""
 
 DENSIFY_MAX_BYTES = 64 << 20
-"""Largest dense scratch (M·K elements of the values' dtype, times the values' batch) the densify
-form allocates per call (64 MiB); beyond it, it is not offered."""
+"""Largest dense scratch (M·K elements of the values' dtype, times the values' batch; twice that in
+fp32, heads and tails) the densify form allocates per call (64 MiB); beyond it, it is not offered."""
+
+DENSIFY_X3_TILE = (128, 64, 32, 4, 3)
+"""The fp32 densify product's tile (BLOCK_M, BLOCK_N, BLOCK_K), warps and stages: the fastest or
+within 3% of it of three tiles probed on five shapes, 512-4096 rows, N = 256-4096 (H200,
+benchmarks/results/2026-12-01_h200_9c4ffc9/probe_dense.json)."""
 
 
 def densify_allowed(m: int, k: int, n: int, batch: int, dtype: torch.dtype) -> bool:
-    """Whether the tuner may time the densify form: fp16/bf16, N >= DENSIFY_MIN_N, a scratch within
-    DENSIFY_MAX_BYTES."""
-    return (dtype in (torch.float16, torch.bfloat16) and n >= DENSIFY_MIN_N
-            and m * k * batch * 2 <= DENSIFY_MAX_BYTES)
+    """Whether the tuner may time the densify form: fp16/bf16/fp32, N >= DENSIFY_MIN_N, a scratch
+    within DENSIFY_MAX_BYTES; in fp32 also N within one launch's column tiles (the tuner's key
+    caps N at 8192: a choice made there must not be reused at an N the product cannot launch)."""
+    if dtype not in (torch.float16, torch.bfloat16, torch.float32) or n < DENSIFY_MIN_N:
+        return False
+    if dtype == torch.float32 and cdiv(n, DENSIFY_X3_TILE[1]) > MAX_GRID_YZ:
+        return False
+    return m * k * batch * (8 if dtype == torch.float32 else 2) <= DENSIFY_MAX_BYTES
 
 
 def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c, record: list | None = None) -> None:
     """C = A·B as A decoded into a dense scratch (every element written: one pass over the bitmap and
-    the values, no memset) and a dense product over it (cuBLAS on the GPU), the bias added in the
-    product's epilogue (``addmm``/``baddbmm``: one rounding), then ReLU. The scratch is transient:
-    M·K elements per value batch. Outside autograd (a kernel launcher): ``out=`` products.
-    ``record`` (unbatched, no bias, no ReLU, C of b's dtype): gets the decode launch's Prepared record
-    (the values and the scratch to be replaced); :class:`SpmmPlan` repeats it and the product."""
+    the values, no memset) and a dense product over it: for fp16/bf16 cuBLAS on the GPU, the bias
+    added in the product's epilogue (``addmm``/``baddbmm``: one rounding), then ReLU; for fp32 A
+    is decoded as TF32 heads and tails and :func:`_densify_x3_kernel` multiplies, bias and ReLU in
+    its epilogue. The scratch is transient: M·K elements per value batch (twice that in fp32).
+    Outside autograd (a kernel launcher): ``out=`` products. ``record`` (unbatched, no bias, no
+    ReLU, C of b's dtype): gets the decode launch's Prepared record (the values and the scratch to
+    be replaced), then (the scratch's shape, the fp32 product's Prepared record or None);
+    :class:`SpmmPlan` repeats them (or the decode and ``torch.mm``)."""
     bits, word_offsets = bitmap
     if cfg.block_k % 32 or 256 % cfg.block_k:
         raise ValueError(f"spmm(): a densify configuration needs BLOCK_K in (32, 64, 128, 256), got {cfg}")
@@ -1241,18 +1372,28 @@ def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c, record: l
         raise ValueError(f"spmm(): k = {k} needs {grid_k} column tiles, more than the {MAX_GRID_YZ} a launch allows")
     batched = values.dim() == 2
     nv = values.shape[0] if batched else 1
-    dense = torch.empty((nv, m, k) if batched else (m, k), dtype=values.dtype, device=values.device)
-    constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "HW_POPC": values.is_cuda}
+    x3 = values.dtype == torch.float32
+    shape = ((2,) if x3 else ()) + ((nv, m, k) if batched else (m, k))
+    dense = torch.empty(shape, dtype=values.dtype, device=values.device)
+    heads = dense[0] if x3 else dense
+    lo_offset = nv * m * k if x3 else 0
+    constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "HW_POPC": values.is_cuda, "SPLIT": x3}
     prepare = (2, 3) if record is not None and not batched and bias is None and not relu and c.dtype == b.dtype else None
+    rec = None
     for v0 in range(0, nv, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, nv - v0)
         v = values[v0] if batched else values
-        out = dense[v0] if batched else dense
+        out = heads[v0] if batched else heads
         rec = launch(_bitmap_densify_kernel, (cdiv(m, cfg.rows), grid_k, nb),
                      (bits, word_offsets, v, out, m, k, bits.shape[1], values.stride(0) if batched else 0,
-                      m * k, k), constexprs, cfg.num_warps, 1, prepare)
-        if prepare is not None:
-            record += [rec, (m, k)]  # the scratch's shape, as the record's sizes were baked in
+                      m * k, k, lo_offset), constexprs, cfg.num_warps, 1, prepare)
+    if x3:
+        product = _launch_densify_x3(heads, lo_offset, nv, b, bias, relu, c, prepare is not None)
+        if prepare is not None:  # no repeat of the decode without one of the product
+            record += [rec if product is not None else None, (shape, product)]
+        return
+    if prepare is not None:
+        record += [rec, (shape, None)]  # the scratch's shape, as the record's sizes were baked in
     with torch.no_grad():
         target = c if c.dtype == b.dtype else torch.empty(c.shape, dtype=b.dtype, device=c.device)
         if bias is None:
@@ -1267,3 +1408,32 @@ def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c, record: l
             target.relu_()
         if target is not c:  # another output dtype (a forced configuration only): rounded to b's first
             c.copy_(target)
+
+
+def _launch_densify_x3(heads, lo_offset: int, nv: int, b, bias, relu: bool, c, prepare: bool):
+    """C = A·B (+ bias, ReLU) over A's split scratch (``heads``: (nv, m, k) or (m, k), the tails
+    ``lo_offset`` elements further on) by :func:`_densify_x3_kernel`; C (batch, m, n) or (m, n).
+    Returns the Prepared record of the launch (scratch, b, bias slot, C) where ``prepare`` (an
+    unbatched launch without bias) and the direct launch can serve it, else None."""
+    bm, bn, bk, warps, stages = DENSIFY_X3_TILE
+    m, k, n = c.shape[-2], b.shape[-2], c.shape[-1]
+    grid_m, grid_n = cdiv(m, bm), cdiv(n, bn)
+    if grid_n > MAX_GRID_YZ:
+        raise ValueError(f"spmm(): n = {n} needs {grid_n} column tiles, more than the {MAX_GRID_YZ} a launch allows")
+    nbc = c.shape[0] if c.dim() == 3 else 1
+    stride_ab = m * k if nv > 1 else 0
+    stride_bb = batch_stride(b, 2)
+    stride_biasb = batch_stride(bias, 1)
+    constexprs = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "HAS_BIAS": bias is not None, "RELU": relu,
+                  "INPUT_PRECISION": "tf32"}
+    rec = None
+    for c0 in range(0, nbc, MAX_GRID_YZ):
+        nb = min(MAX_GRID_YZ, nbc - c0)
+        a0 = heads[c0] if nv > 1 else heads  # a batch of one (values (1, nnz)) has stride 0
+        b0 = b[c0] if stride_bb else b
+        cc = c[c0] if c.dim() == 3 else c
+        bias0 = (bias[c0] if stride_biasb else bias) if bias is not None else cc
+        rec = launch(_densify_x3_kernel, (grid_m, grid_n, nb),
+                     (a0, b0, bias0, cc, m, n, k, lo_offset, stride_ab, stride_bb, b.stride(-2), b.stride(-1),
+                      stride_biasb, m * n, n), constexprs, warps, stages, (0, 1, 2, 3) if prepare else None)
+    return rec

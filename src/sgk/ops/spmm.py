@@ -42,7 +42,7 @@ def _make_plan(topo: Topology, values: torch.Tensor, b: torch.Tensor, path: str)
         return None  # in a capture the bitmap choice may differ from later calls
     from ..kernels import spmm as kspmm
 
-    compact, bitmap = _kernel_tables(topo, b, "triton", path)
+    compact, bitmap = _kernel_tables(topo, b, "triton", path, values)
     # After its first call the plan repeats that call's recorded launch (kernels.spmm.SpmmPlan).
     return kspmm.SpmmPlan(topo.row_offsets, topo.column_indices, topo.row_swizzle, compact, bitmap, _max_row(topo, b))
 
@@ -56,23 +56,33 @@ def _max_row(topo: Topology, b: torch.Tensor) -> int:
     return -1 if _cannot_sync(b) else topo.max_row_length
 
 
-def bitmap_may_pay(dtype: torch.dtype) -> bool:
-    """Where the automatic choice offers the bitmap (dense-tile, tensor-core) kernel beside the
-    gather kernels, for the tuner to time: fp16/bf16 at any N (decode widths: the bytes of the
-    weight; wider: the tensor cores). Not fp32: its three-TF32 form was slower than the gather
-    kernels on every shape probed on the H200 (``method="bitmap"`` still runs it)."""
-    return dtype in HALF_DTYPES
+def bitmap_may_pay(dtype: torch.dtype, m: int, k: int, n: int, batch: int) -> bool:
+    """Where the automatic choice gives the kernels the topology's bitmap, for the tuner to time
+    the forms that read it beside the gather kernels: fp16/bf16 at any N (the bitmap kernel:
+    decode widths, the bytes of the weight; wider, the tensor cores; and the densify form), fp32
+    where the densify form may run (``kernels.spmm.densify_allowed``: its three TF32 products
+    only; the bitmap kernel's fp32 form was slower than the gather kernels on every shape probed
+    on the H200, ``method="bitmap"`` still runs it). ``batch``: the values' batch size."""
+    if dtype in HALF_DTYPES:
+        return True
+    if dtype != torch.float32:
+        return False
+    from ..kernels.spmm import densify_allowed  # (a Triton backend call only: the kernels are in use)
+
+    return densify_allowed(m, k, n, batch, dtype)
 
 
-def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str):
+def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str, values: torch.Tensor):
     """The topology's extra forms the kernels may read: (16-bit indices, bitmap), each or None."""
     n = b.shape[-1]
+    m, k = topo.shape
     # 16-bit indices for the kernels' compact configurations, where the matrix's bytes dominate.
     compact = topo.column_indices16 if backend == "triton" and n <= 64 else None
     bitmap = None
     if path == "bitmap":
         bitmap = topo.bitmap
-    elif path == "auto" and backend == "triton" and bitmap_may_pay(b.dtype) and topo.nnz * 32 >= topo.shape[0] * topo.shape[1]:
+    elif (path == "auto" and backend == "triton" and topo.nnz * 32 >= m * k
+          and bitmap_may_pay(b.dtype, m, k, n, values.numel() // max(topo.nnz, 1))):
         # Built on first use, but not where building would synchronise inside a trace or a capture.
         bitmap = topo._cache.get("bitmap") if _cannot_sync(b) else topo.bitmap
     return compact, bitmap
@@ -92,7 +102,7 @@ def _spmm_raw(
     kernels), ``"auto"`` (also offer the kernels the topology's bitmap, built on first use, where
     :func:`bitmap_may_pay`: the tuner times both) or ``"bitmap"`` (the dense-tile kernel only; the
     caller has checked that it applies)."""
-    compact, bitmap = _kernel_tables(topo, b, backend, path)
+    compact, bitmap = _kernel_tables(topo, b, backend, path, values)
     bits, word_offsets = bitmap if bitmap is not None else (None, None)
     if path == "bitmap" and backend == "triton":
         backend = "triton-bitmap"
@@ -194,7 +204,12 @@ def spmm(
             fp16/bf16 inference calls (no autograd graph recorded) at density >= 1/32, the bitmap
             kernel too, and at N >= 128 the densify form (A decoded from the bitmap into a
             transient dense scratch of at most 64 MiB, then cuBLAS over it, the bias in its
-            epilogue; not under deterministic algorithms), and keeps the fastest. Inside ``torch.compile`` or a CUDA-graph capture the
+            epilogue; not under deterministic algorithms), and keeps the fastest. fp32 inference
+            calls at N >= 128 and density >= 1/32 get the densify form too, its product three TF32
+            tensor-core products over A and B split into TF32 heads and tails (meant to be
+            fp32-accurate; see kernels/spmm.py), deterministic; ``method="csr"`` keeps the
+            gathers' fp32 arithmetic. The densify form multiplies A's zeros: an inf or NaN in B
+            gives NaN in C where the gathers would skip it. Inside ``torch.compile`` or a CUDA-graph capture the
             bitmap is used only if it was built before (building it synchronises with the device).
 
     Returns:
