@@ -152,9 +152,10 @@ def variants():
                 "SPLIT": dt == "fp32"},
                spmm_mod.DENSIFY.num_warps, 1)
         if dt == "fp32":
-            bm, bn, bk, warps, stages = spmm_mod.DENSIFY_X3_TILE
-            for bias, relu in ((False, False), (True, True)):
-                yield (f"spmm-densify x3 product bias={bias} relu={relu}", spmm_mod._densify_x3_kernel,
+            for (bm, bn, bk, warps, stages), (bias, relu) in ((spmm_mod.DENSIFY_X3_TILE, (False, False)),
+                                                              (spmm_mod.DENSIFY_X3_TILE, (True, True)),
+                                                              (spmm_mod.DENSIFY_X3_SMALL_TILE, (True, False))):
+                yield (f"spmm-densify x3 product {bm}x{bn} bias={bias} relu={relu}", spmm_mod._densify_x3_kernel,
                        {"a_ptr": "*fp32", "b_ptr": "*fp32", "bias_ptr": "*fp32", "c_ptr": "*fp32", "m": "i32", "n": "i32",
                         "k": "i32", "lo_offset": "i64", "stride_ab": "i64", "stride_bb": "i64", "stride_bk": "i64",
                         "stride_bn": "i64", "stride_biasb": "i64", "stride_cb": "i64", "stride_cm": "i64"},

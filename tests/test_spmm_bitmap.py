@@ -116,7 +116,7 @@ def test_dot_precision_widens_bf16_only_off_the_gpu():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32], ids=["fp16", "bf16", "fp32"])
-def test_densify_form(kernel_device, dtype):
+def test_densify_form(kernel_device, dtype, monkeypatch):
     """The densify form (A decoded into a dense scratch, then a dense product; fp32: A split into
     TF32 heads and tails, three TF32 products in sgk's own kernel): m and k not multiples of its
     tile, empty rows, one full row, with and without bias and ReLU, batched values against one B
@@ -150,6 +150,13 @@ def test_densify_form(kernel_device, dtype):
         bt = randn(130, 299, g=g, device=kernel_device).t()
         c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, bt, config=kmod.DENSIFY, bitmap=t.bitmap)
         assert_close(c, dense @ bt.double(), dtype, 299)
+        # both product tiles (the launcher picks the small one on a GPU where the grid is small)
+        other = kmod.DENSIFY_X3_SMALL_TILE if kernel_device == "cpu" else kmod.DENSIFY_X3_TILE
+        monkeypatch.setattr(kmod, "_x3_tile", lambda m, n, batch, device: other)
+        c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, bias, True, config=kmod.DENSIFY,
+                      bitmap=t.bitmap)
+        assert_close(c, (dense @ b.double() + bias.double()[:, None]).clamp_min(0), dtype, 299)
+        monkeypatch.undo()
     # batched values with a batched bias (the product's epilogue over the batch)
     vals = torch.stack([a.values, -a.values])
     bias2 = randn(2, 73, g=g, dtype=dtype, device=kernel_device)

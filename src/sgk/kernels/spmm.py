@@ -699,7 +699,14 @@ def _densify_x3_kernel(
         a_mask = k_ok[:, None] & row_ok[None, :]
         a_hi = tl.load(a_tile + ks[:, None], mask=a_mask, other=0.0)
         a_lo = tl.load(a_tile + lo_offset + ks[:, None], mask=a_mask, other=0.0)
-        b_hi, b_lo = _tf32_split(bt)
+        # B's split, here in the loop, is the cheap one: the head truncated (one mask: a NaN stays a
+        # NaN or becomes an inf whose tail is NaN; nothing overflows), the tail x - head exact and
+        # left to the MMA, which reads its operands' top 19 bits. Rounding both parts as A's are
+        # (:func:`_tf32_split`) cost 11-19% on four shapes for 1.4e-7 instead of 2.1-2.4e-7
+        # relative error, cuBLAS fp32's being 2.2-3.1e-7 on the same problems (H200,
+        # benchmarks/results/2026-12-01_h200_88bb52c/probe_x3b.json)
+        b_hi = (bt.to(tl.int32, bitcast=True) & -8192).to(tl.float32, bitcast=True)
+        b_lo = bt - b_hi
         # each step's three products into a fresh sum, added to the total in registers: the tensor
         # cores' own accumulation does not round to nearest, and carried over the whole K loop its
         # error grows with K (1.4e-5 relative at K = 2048 on the H200, against 4e-7 for cuBLAS fp32)
@@ -1338,8 +1345,21 @@ fp32, heads and tails) the densify form allocates per call (64 MiB); beyond it, 
 
 DENSIFY_X3_TILE = (128, 64, 32, 4, 3)
 """The fp32 densify product's tile (BLOCK_M, BLOCK_N, BLOCK_K), warps and stages: the fastest or
-within 3% of it of three tiles probed on five shapes, 512-4096 rows, N = 256-4096 (H200,
-benchmarks/results/2026-12-01_h200_9c4ffc9/probe_dense.json)."""
+within 4% of it of four tiles probed on four shapes, 512-4096 rows, N = 2048-4096, where its grid
+fills the GPU (H200, benchmarks/results/2026-12-01_h200_88bb52c/probe_x3b.json)."""
+
+DENSIFY_X3_SMALL_TILE = (64, 64, 32, 4, 3)
+"""The tile where DENSIFY_X3_TILE's grid would leave SMs idle (fewer programs than SMs): 15.6
+against 19.1 µs at 512×512×256 (16 programs; same probe)."""
+
+
+def _x3_tile(m: int, n: int, batch: int, device: torch.device) -> tuple:
+    """The fp32 densify product's tile for C (batch, m, n) on ``device``."""
+    bm, bn = DENSIFY_X3_TILE[:2]
+    if device.type != "cuda":
+        return DENSIFY_X3_TILE
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    return DENSIFY_X3_SMALL_TILE if cdiv(m, bm) * cdiv(n, bn) * batch < sms else DENSIFY_X3_TILE
 
 
 def densify_allowed(m: int, k: int, n: int, batch: int, dtype: torch.dtype) -> bool:
@@ -1415,12 +1435,12 @@ def _launch_densify_x3(heads, lo_offset: int, nv: int, b, bias, relu: bool, c, p
     ``lo_offset`` elements further on) by :func:`_densify_x3_kernel`; C (batch, m, n) or (m, n).
     Returns the Prepared record of the launch (scratch, b, bias slot, C) where ``prepare`` (an
     unbatched launch without bias) and the direct launch can serve it, else None."""
-    bm, bn, bk, warps, stages = DENSIFY_X3_TILE
     m, k, n = c.shape[-2], b.shape[-2], c.shape[-1]
+    nbc = c.shape[0] if c.dim() == 3 else 1
+    bm, bn, bk, warps, stages = _x3_tile(m, n, nbc, c.device)
     grid_m, grid_n = cdiv(m, bm), cdiv(n, bn)
     if grid_n > MAX_GRID_YZ:
         raise ValueError(f"spmm(): n = {n} needs {grid_n} column tiles, more than the {MAX_GRID_YZ} a launch allows")
-    nbc = c.shape[0] if c.dim() == 3 else 1
     stride_ab = m * k if nv > 1 else 0
     stride_bb = batch_stride(b, 2)
     stride_biasb = batch_stride(bias, 1)
