@@ -625,6 +625,32 @@ def test_gpu_densify_form(m, k, n, dtype):
 
 
 @pytest.mark.gpu
+def test_gpu_fp32_backward_offers_densify_for_db():
+    """fp32 training: dB = Aᵀ·dC may take the densify form (the tuner is offered it for the
+    transposed product), and the gradients match float64; the forward stays on the gathers."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(231)
+    a = sgk.CSRMatrix.random(512, 1024, 0.7, generator=g).to("cuda").requires_grad_()
+    b = randn(1024, 512, g=g, device="cuda").requires_grad_()
+    dc = randn(512, 512, g=g, device="cuda")
+    offered = []
+    real_choose = kmod._TUNER.choose
+    kmod._CHOSEN.clear()
+    try:
+        kmod._TUNER.choose = lambda key, cands, run, device: offered.append(list(cands)) or real_choose(key, cands, run,
+                                                                                                          device)
+        sgk.spmm(a, b).backward(dc)
+    finally:
+        del kmod._TUNER.choose
+    dense = a.to_dense().detach().double()
+    assert_close(b.grad, dense.t() @ dc.double(), torch.float32, 512)
+    want = (dc.double() @ b.detach().double().t())[a.topology.row_indices.long(), a.topology.column_indices.long()]
+    assert_close(a.values.grad, want, torch.float32, 512)
+    assert len(offered) >= 2 and kmod.DENSIFY not in offered[0] and kmod.DENSIFY in offered[-1]
+
+
+@pytest.mark.gpu
 def test_gpu_split_reproducible_and_across_streams():
     """Split launches on the GPU, where the programs of a tile really race: many tiles and splits,
     repeated, bit for bit equal and right; a second stream gets its own buffers."""

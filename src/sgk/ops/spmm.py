@@ -170,10 +170,13 @@ class _Spmm(torch.autograd.Function):
             )
             d_values = flat.reshape(*batch, topo.nnz).sum_to_size(values.shape)
         if ctx.needs_input_grad[2]:
-            # dB = Aᵀ · dC through the cached transpose.
+            # dB = Aᵀ · dC through the cached transpose. In fp32 the tuner may also time the densify
+            # form there (its three TF32 products; the transposed topology's bitmap is built for it,
+            # 2 bits an element): the gathers of dC's rows are the slow part of fp32 training.
             t_topo, perm = topo.transpose()
             values_t = values.index_select(-1, perm) if topo.nnz else values
-            d_b = _spmm_raw(t_topo, values_t, grad, None, False, batch, backend).sum_to_size(b.shape)
+            path = "auto" if values.dtype == torch.float32 else "csr"
+            d_b = _spmm_raw(t_topo, values_t, grad, None, False, batch, backend, path).sum_to_size(b.shape)
         if bias is not None and ctx.needs_input_grad[3]:
             d_bias = grad.sum(-1).sum_to_size(bias.shape)
         return None, d_values, d_b, d_bias, None, None, None, None
