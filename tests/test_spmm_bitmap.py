@@ -6,6 +6,8 @@ at two widths; the GPU runs (``pytest -m gpu``) take bf16's own tensor-core prod
 """
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -583,6 +585,23 @@ def test_gpu_decode_shape(n, method):
     assert_close(c, a.to_dense().double() @ b.double(), torch.bfloat16, a.topology.max_row_length)
 
 
+@contextlib.contextmanager
+def _offered_candidates():
+    """Collect the candidate lists the SpMM tuner is offered (it still chooses as usual) inside
+    the block, the chosen-configuration cache cleared first."""
+    from sgk.kernels import spmm as kmod
+
+    offered = []
+    real_choose = kmod._TUNER.choose
+    kmod._CHOSEN.clear()
+    try:
+        kmod._TUNER.choose = lambda key, cands, run, device: offered.append(list(cands)) or real_choose(key, cands, run,
+                                                                                                          device)
+        yield offered
+    finally:
+        del kmod._TUNER.choose  # the class's method again
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
 @pytest.mark.parametrize("m, k, n", [(512, 512, 2048), (1000, 700, 300)])
@@ -609,18 +628,11 @@ def test_gpu_densify_form(m, k, n, dtype):
         bt = randn(n, k, g=g, device="cuda").t() * 1e20
         c = kmod.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, bt, config=kmod.DENSIFY, bitmap=t.bitmap)
         assert_close(c / 1e20, dense @ (bt.double() / 1e20), dtype, t.max_row_length)
-    offered = []
-    real_choose = kmod._TUNER.choose
-    kmod._CHOSEN.clear()
-    try:
-        kmod._TUNER.choose = lambda key, cands, run, device: offered.append(list(cands)) or real_choose(key, cands, run,
-                                                                                                          device)
+    with _offered_candidates() as offered:
         with torch.no_grad():
             for _ in range(2):
                 b = randn(k, n, g=g, dtype=dtype, device="cuda")
                 assert_close(sgk.spmm(a, b), dense @ b.double(), dtype, t.max_row_length)
-    finally:
-        del kmod._TUNER.choose  # the class's method again
     assert offered and all(kmod.DENSIFY in cands for cands in offered)
 
 
@@ -634,15 +646,8 @@ def test_gpu_fp32_backward_offers_densify_for_db():
     a = sgk.CSRMatrix.random(512, 1024, 0.7, generator=g).to("cuda").requires_grad_()
     b = randn(1024, 512, g=g, device="cuda").requires_grad_()
     dc = randn(512, 512, g=g, device="cuda")
-    offered = []
-    real_choose = kmod._TUNER.choose
-    kmod._CHOSEN.clear()
-    try:
-        kmod._TUNER.choose = lambda key, cands, run, device: offered.append(list(cands)) or real_choose(key, cands, run,
-                                                                                                          device)
+    with _offered_candidates() as offered:
         sgk.spmm(a, b).backward(dc)
-    finally:
-        del kmod._TUNER.choose
     dense = a.to_dense().detach().double()
     assert_close(b.grad, dense.t() @ dc.double(), torch.float32, 512)
     want = (dc.double() @ b.detach().double().t())[a.topology.row_indices.long(), a.topology.column_indices.long()]
