@@ -14,7 +14,8 @@
 # scatter (benchmarks/probe_scatter.py: nonzeros scattered into a global scratch tile, then tl.dot),
 # harnesshost (benchmarks/probe_harness_host.py: the suite's densify/bitmap calls' host time; needs .dlmc),
 # dense (benchmarks/probe_dense.py: fp32 three-TF32 dense products, bf16 Triton against cuBLAS, sgk's fp32 path),
-# x3 (benchmarks/probe_x3.py: the fp32 densify product's accumulation modes, B's splits, tiles).
+# x3 (benchmarks/probe_x3.py: the fp32 densify product's accumulation modes, B's splits, tiles),
+# chain (benchmarks/probe_chain.py: DRAM latency floor, the gather kernels' offsets loaded in swizzle order; needs .dlmc).
 # Everything lands under $OUT.
 #
 # The DLMC steps need ./.dlmc: a copy of shared/dlmc plus the anchors JSON, git-ignored, named in
@@ -48,6 +49,7 @@ for step in "$@"; do
     scatter) python3 benchmarks/probe_scatter.py --budget "${SCATTER_BUDGET:-300}" --out "$OUT/probe_scatter.json" 2>&1 | tee "$OUT/probe_scatter.log" | sed -n '/== probe_scatter ==/,$p' ;;
     harnesshost) python3 benchmarks/probe_harness_host.py --out "$OUT/probe_harness_host.json" 2>&1 | tee "$OUT/probe_harness_host.log" | sed -n '/== probe_harness_host ==/,$p' ;;
     dense) python3 benchmarks/probe_dense.py --only "${DENSE_ONLY:-fp32,bf16,sgk}" --budget "${DENSE_BUDGET:-240}" --out "$OUT/probe_dense.json" 2>&1 | tee "$OUT/probe_dense.log" | sed -n '/== probe_dense ==/,$p' ;;
+    chain) python3 benchmarks/probe_chain.py --budget "${CHAIN_BUDGET:-300}" --out "$OUT/probe_chain.json" 2>&1 | tee "$OUT/probe_chain.log" | sed -n '/== probe_chain ==/,$p' ;;
     x3) python3 benchmarks/probe_x3.py --budget "${X3_BUDGET:-300}" --out "$OUT/probe_x3.json" 2>&1 | tee "$OUT/probe_x3.log" | sed -n '/== probe_x3 ==/,$p' ;;
     wide) python3 benchmarks/probe_wide.py --budget "${WIDE_BUDGET:-240}" --out "$OUT/probe_wide.json" 2>&1 | tee "$OUT/probe_wide.log" | sed -n '/== probe_wide ==/,$p' ;;
     spmm16) for dt in bf16 fp16; do python3 -m sgk bench spmm "${BENCH[@]}" --dtype $dt --impl sgk,cublas_bf16,cusparse \

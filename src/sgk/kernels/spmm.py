@@ -54,14 +54,16 @@ fp32 and fuse the epilogue: bias of the row, ReLU, cast to the output dtype.
   tail to ~2**-22), and ``_densify_x3_kernel`` multiplies in three TF32 tensor-core products
   (tail·head, head·tail, head·head; the tail·tail term, at most 2**-22 of the product, is left
   out, as in the usual 3xTF32 scheme: a few fp32 ulps a product), each of B's
-  tiles split the same way in registers. It computes Cᵀ = Bᵀ·Aᵀ, so that the split tile of B is
+  tiles split in registers more cheaply: its head truncated, its tail left to the MMA, which
+  reads the top 19 bits of its operands. It computes Cᵀ = Bᵀ·Aᵀ, so that the split tile of B is
   the MMA's register operand and A's parts come from shared memory straight; fp32 accumulation,
   the bias and ReLU in its epilogue, each K step's three products summed apart and added to the
-  total in registers (the tensor cores' accumulation does not round to nearest). Measured on the
-  H200 before that last change (bcdfbc3, benchmarks/results/2026-12-01_h200_bcdfbc3/): 2.2-3.6x
-  faster than the gather kernels at 70% on the DLMC Transformer shapes at N = 2048 and on the
-  FFN 4096×1024×4096, 1.6-1.7x faster than cuBLAS fp32, but with relative errors of 3e-6 to
-  1.4e-5 (growing with K); with it, not yet run on a GPU (docs/performance.md, next item 000000).
+  total in registers (the tensor cores' accumulation does not round to nearest; carried over the
+  whole K loop it gave 1.8e-6 to 1.4e-5 relative error). Measured on the H200
+  (benchmarks/results/2026-12-01_h200_b162524/): relative errors 2.1-2.5e-7 (cuBLAS fp32's:
+  2.2-3.1e-7 on the same problems); chosen at 50-70% on the DLMC Transformer shapes at N = 2048
+  and on the FFN 4096×1024×4096, 2.1-5.1x faster than the gather kernels there and 1.5-1.9x
+  faster than cuBLAS fp32 (docs/performance.md, ninth session).
 
   The densify form multiplies A's zeros too: an inf or NaN in B gives NaN in every row of C
   (0 · inf), where the gather kernels read only the columns of B that A's nonzeros select; in
