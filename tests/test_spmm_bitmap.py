@@ -240,6 +240,10 @@ def test_densify_offered_where_allowed(kernel_device, monkeypatch):
     assert kmod.densify_allowed(4, 32, widest, 1, torch.float32)
     assert not kmod.densify_allowed(4, 32, widest + 1, 1, torch.float32)
     assert kmod.densify_allowed(4, 32, widest + 1, 1, torch.float16)  # (cuBLAS's product: no such limit)
+    deepest = kmod.MAX_GRID_YZ * kmod.DENSIFY.block_k  # the decode's column tiles in one launch
+    for dtype in (torch.float16, torch.float32):  # (the tuner's key caps k: a cached choice must still launch)
+        assert kmod.densify_allowed(1, deepest, 128, 1, dtype)
+        assert not kmod.densify_allowed(1, deepest + 1, 128, 1, dtype)
     offered = []
     monkeypatch.setattr(kmod._TUNER, "choose", lambda key, cands, run, device: offered.append(list(cands)) or cands[0])
     monkeypatch.setattr(kmod, "_launch", lambda *args, **kwargs: None)  # the offers only: nothing runs
@@ -583,6 +587,46 @@ def test_gpu_decode_shape(n, method):
     with torch.no_grad():
         c = sgk.spmm(a, b, method=method)
     assert_close(c, a.to_dense().double() @ b.double(), torch.bfloat16, a.topology.max_row_length)
+
+
+def test_fp32_training_db_follows_method(kernel_device):
+    """fp32 training's dB = Aᵀ·dC is offered the densify form (with the transposed pattern's
+    bitmap built) under the automatic path only: a forced method="csr" keeps the gathers for dB
+    and builds no bitmap. The gradient is right either way."""
+    from sgk.kernels import spmm as kmod
+
+    g = gen(233)
+    for method, densify in (("csr", False), ("triton", True)):
+        a = sgk.CSRMatrix.random(40, 64, 0.5, generator=g).to(kernel_device)
+        b = randn(64, 130, g=g, device=kernel_device).requires_grad_()
+        dc = randn(40, 130, g=g, device=kernel_device)
+        with _offered_candidates() as offered:
+            sgk.spmm(a, b, method=method).backward(dc)
+        assert offered and kmod.DENSIFY not in offered[0]  # the forward: the gathers alone
+        assert (kmod.DENSIFY in offered[-1]) == densify, method
+        assert ("bitmap" in a.topology.transpose()[0]._cache) == densify, method
+        assert_close(b.grad, a.to_dense().double().t() @ dc.double(), torch.float32, 40)
+
+
+def test_bitmap_built_for_the_kernels_batch(kernel_device, monkeypatch):
+    """The ops layer builds the bitmap for the densify form only where the kernels will offer it:
+    it counts the values' batch as the kernels see it (one entry, or the full broadcast batch),
+    not the values' own batch."""
+    from sgk.kernels import spmm as kmod
+    import importlib
+
+    ops_spmm = importlib.import_module("sgk.ops.spmm")  # the module (sgk.ops.spmm is also the function's name)
+
+    g = gen(234)
+    a = sgk.CSRMatrix.random(64, 64, 0.5, generator=g).to(kernel_device)
+    monkeypatch.setattr(kmod, "DENSIFY_MAX_BYTES", 8 * 64 * 64 * 2)  # fp32: a values batch of 2 fits, 6 does not
+    b = randn(3, 2, 64, 130, g=g, device=kernel_device)
+    values2 = torch.stack([a.values, -a.values])
+    t = a.topology
+    _, bitmap = ops_spmm._kernel_tables(t, b, "triton", "auto", values2, (3, 2))  # the kernels see 6 entries
+    assert bitmap is None and "bitmap" not in t._cache
+    _, bitmap = ops_spmm._kernel_tables(t, b, "triton", "auto", a.values, (3, 2))  # one entry, stride 0
+    assert bitmap is not None
 
 
 @contextlib.contextmanager

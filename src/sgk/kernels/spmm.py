@@ -1366,9 +1366,12 @@ def _x3_tile(m: int, n: int, batch: int, device: torch.device) -> tuple:
 
 def densify_allowed(m: int, k: int, n: int, batch: int, dtype: torch.dtype) -> bool:
     """Whether the tuner may time the densify form: fp16/bf16/fp32, N >= DENSIFY_MIN_N, a scratch
-    within DENSIFY_MAX_BYTES; in fp32 also N within one launch's column tiles (the tuner's key
-    caps N at 8192: a choice made there must not be reused at an N the product cannot launch)."""
+    within DENSIFY_MAX_BYTES, K within one decode launch's column tiles; in fp32 also N within one
+    launch's column tiles (the tuner's key caps N at 8192 and K at 2**16: a choice made there must
+    not be reused at a size the form cannot launch)."""
     if dtype not in (torch.float16, torch.bfloat16, torch.float32) or n < DENSIFY_MIN_N:
+        return False
+    if cdiv(k, DENSIFY.block_k) > MAX_GRID_YZ:  # the decode's column tiles (the tuner's key caps k)
         return False
     if dtype == torch.float32 and cdiv(n, DENSIFY_X3_TILE[1]) > MAX_GRID_YZ:
         return False
@@ -1400,7 +1403,8 @@ def _launch_densify(cfg: SpmmConfig, bitmap, values, b, bias, relu, c, record: l
     heads = dense[0] if x3 else dense
     lo_offset = nv * m * k if x3 else 0
     constexprs = {"BLOCK_M": cfg.rows, "BLOCK_K": cfg.block_k, "HW_POPC": values.is_cuda, "SPLIT": x3}
-    prepare = (2, 3) if record is not None and not batched and bias is None and not relu and c.dtype == b.dtype else None
+    prepare = ((2, 3) if record is not None and not batched and c.dim() == 2 and bias is None and not relu
+               and c.dtype == b.dtype else None)
     rec = None
     for v0 in range(0, nv, MAX_GRID_YZ):
         nb = min(MAX_GRID_YZ, nv - v0)

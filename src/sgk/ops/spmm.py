@@ -1,6 +1,8 @@
 """``spmm``: sparse × dense matrix product with fused bias and ReLU, batched, with autograd."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..checks import (
@@ -42,7 +44,7 @@ def _make_plan(topo: Topology, values: torch.Tensor, b: torch.Tensor, path: str)
         return None  # in a capture the bitmap choice may differ from later calls
     from ..kernels import spmm as kspmm
 
-    compact, bitmap = _kernel_tables(topo, b, "triton", path, values)
+    compact, bitmap = _kernel_tables(topo, b, "triton", path, values, ())
     # After its first call the plan repeats that call's recorded launch (kernels.spmm.SpmmPlan).
     return kspmm.SpmmPlan(topo.row_offsets, topo.column_indices, topo.row_swizzle, compact, bitmap, _max_row(topo, b))
 
@@ -72,17 +74,20 @@ def bitmap_may_pay(dtype: torch.dtype, m: int, k: int, n: int, batch: int) -> bo
     return densify_allowed(m, k, n, batch, dtype)
 
 
-def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str, values: torch.Tensor):
+def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str, values: torch.Tensor,
+                   batch: tuple[int, ...]):
     """The topology's extra forms the kernels may read: (16-bit indices, bitmap), each or None."""
     n = b.shape[-1]
     m, k = topo.shape
+    # the values' batch as the kernels see it (flatten_batch: one entry, or the full broadcast batch)
+    value_batch = 1 if values.numel() == topo.nnz else math.prod(batch)
     # 16-bit indices for the kernels' compact configurations, where the matrix's bytes dominate.
     compact = topo.column_indices16 if backend == "triton" and n <= 64 else None
     bitmap = None
     if path == "bitmap":
         bitmap = topo.bitmap
     elif (path == "auto" and backend == "triton" and topo.nnz * 32 >= m * k
-          and bitmap_may_pay(b.dtype, m, k, n, values.numel() // max(topo.nnz, 1))):
+          and bitmap_may_pay(b.dtype, m, k, n, value_batch)):
         # Built on first use, but not where building would synchronise inside a trace or a capture.
         bitmap = topo._cache.get("bitmap") if _cannot_sync(b) else topo.bitmap
     return compact, bitmap
@@ -102,7 +107,7 @@ def _spmm_raw(
     kernels), ``"auto"`` (also offer the kernels the topology's bitmap, built on first use, where
     :func:`bitmap_may_pay`: the tuner times both) or ``"bitmap"`` (the dense-tile kernel only; the
     caller has checked that it applies)."""
-    compact, bitmap = _kernel_tables(topo, b, backend, path, values)
+    compact, bitmap = _kernel_tables(topo, b, backend, path, values, batch)
     bits, word_offsets = bitmap if bitmap is not None else (None, None)
     if path == "bitmap" and backend == "triton":
         backend = "triton-bitmap"
@@ -144,8 +149,12 @@ def _spmm_raw(
 class _Spmm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, topo, values, b, bias, relu, batch, backend, path):
-        out = _spmm_raw(topo, values, b, bias, relu, batch, backend, path)
+        # path: the caller's ("auto", "csr" or "bitmap"). The forward takes the gathers unless
+        # "bitmap" is forced (training builds no bitmap of its own); dB may take the densify form
+        # in fp32 under "auto" only.
+        out = _spmm_raw(topo, values, b, bias, relu, batch, backend, "bitmap" if path == "bitmap" else "csr")
         ctx.topo, ctx.relu, ctx.batch, ctx.backend = topo, relu, batch, backend
+        ctx.db_path = "auto" if path == "auto" and values.dtype == torch.float32 else "csr"
         ctx.save_for_backward(values, b, bias, out if relu else None)
         return out
 
@@ -170,13 +179,13 @@ class _Spmm(torch.autograd.Function):
             )
             d_values = flat.reshape(*batch, topo.nnz).sum_to_size(values.shape)
         if ctx.needs_input_grad[2]:
-            # dB = Aᵀ · dC through the cached transpose. In fp32 the tuner may also time the densify
-            # form there (its three TF32 products; the transposed topology's bitmap is built for it,
-            # 2 bits an element): the gathers of dC's rows are the slow part of fp32 training.
+            # dB = Aᵀ · dC through the cached transpose. In fp32 under method "auto" the tuner may
+            # also time the densify form there (its three TF32 products; the transposed topology's
+            # bitmap is built for it, 2 bits an element): the gathers of dC's rows are the slow part
+            # of fp32 training. A forced "csr" or "bitmap" keeps the gathers for dB.
             t_topo, perm = topo.transpose()
             values_t = values.index_select(-1, perm) if topo.nnz else values
-            path = "auto" if values.dtype == torch.float32 else "csr"
-            d_b = _spmm_raw(t_topo, values_t, grad, None, False, batch, backend, path).sum_to_size(b.shape)
+            d_b = _spmm_raw(t_topo, values_t, grad, None, False, batch, backend, ctx.db_path).sum_to_size(b.shape)
         if bias is not None and ctx.needs_input_grad[3]:
             d_bias = grad.sum(-1).sum_to_size(bias.shape)
         return None, d_values, d_b, d_bias, None, None, None, None
@@ -208,11 +217,12 @@ def spmm(
             kernel too, and at N >= 128 the densify form (A decoded from the bitmap into a
             transient dense scratch of at most 64 MiB, then cuBLAS over it, the bias in its
             epilogue; not under deterministic algorithms), and keeps the fastest. fp32 inference
-            calls at N >= 128 and density >= 1/32 get the densify form too, its product three TF32
-            tensor-core products over A and B split into TF32 heads and tails (meant to be
-            fp32-accurate; see kernels/spmm.py), deterministic; ``method="csr"`` keeps the
-            gathers' fp32 arithmetic. The densify form multiplies A's zeros: an inf or NaN in B
-            gives NaN in C where the gathers would skip it. Inside ``torch.compile`` or a CUDA-graph capture the
+            calls at N >= 128 and density >= 1/32 get the densify form too, and so does fp32
+            training's dB = Aᵀ·dC (with the transposed pattern's bitmap), its product three TF32
+            tensor-core products over A and B split into TF32 heads and tails (errors those of
+            cuBLAS fp32 on the H200; see kernels/spmm.py), deterministic; ``method="csr"`` keeps
+            the gathers' fp32 arithmetic, for dB too. The densify form multiplies A's zeros: an
+            inf or NaN in B (or in dC, for dB) gives NaN in C where the gathers would skip it. Inside ``torch.compile`` or a CUDA-graph capture the
             bitmap is used only if it was built before (building it synchronises with the device).
 
     Returns:
@@ -274,7 +284,7 @@ def spmm(
     if torch.is_grad_enabled() and (a.values.requires_grad or b.requires_grad or (bias is not None and bias.requires_grad)):
         topo = a.topology.prepare(transpose=b.requires_grad, bitmap=path == "bitmap")
         # training: the bitmap only when asked for (it costs two bits per matrix element)
-        return _Spmm.apply(topo, a.values, b, bias, relu, batch, backend, "bitmap" if path == "bitmap" else "csr")
+        return _Spmm.apply(topo, a.values, b, bias, relu, batch, backend, path)
     if (method == "auto" and backend == "triton" and not batch and bias is None and not relu and type(b) is torch.Tensor
             and not torch.compiler.is_compiling()):
         plan = _make_plan(a.topology, a.values, b, path)
