@@ -66,6 +66,21 @@ def _chase_kernel(p_ptr, out_ptr, D: tl.constexpr):
 
 
 @triton.jit
+def _row_bounds(row_offsets_ptr, row_swizzle_ptr, sw_starts_ptr, sw_ends_ptr, slot, row_ok, SWB: tl.constexpr):
+    """(rows, starts, ends) of the swizzle slots ``slot``: as the library loads them (the offsets
+    at the swizzled rows: two dependent loads), or with SWB from the tables in swizzle order (all
+    three loads independent)."""
+    rows = tl.load(row_swizzle_ptr + slot, mask=row_ok, other=0)
+    if SWB:
+        starts = tl.load(sw_starts_ptr + slot, mask=row_ok, other=0)
+        ends = tl.load(sw_ends_ptr + slot, mask=row_ok, other=0)
+    else:
+        starts = tl.load(row_offsets_ptr + rows, mask=row_ok, other=0)
+        ends = tl.load(row_offsets_ptr + rows + 1, mask=row_ok, other=0)
+    return rows, starts, ends
+
+
+@triton.jit
 def _tile_kernel(row_offsets_ptr, column_indices_ptr, row_swizzle_ptr, sw_starts_ptr, sw_ends_ptr, values_ptr,
                  b_ptr, c_ptr, m, n, stride_bk, stride_bn, stride_cm,
                  ROWS: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, SWB: tl.constexpr):
@@ -74,13 +89,7 @@ def _tile_kernel(row_offsets_ptr, column_indices_ptr, row_swizzle_ptr, sw_starts
     pid_n = tl.program_id(1)
     slot = pid_r * ROWS + tl.arange(0, ROWS)
     row_ok = slot < m
-    rows = tl.load(row_swizzle_ptr + slot, mask=row_ok, other=0)
-    if SWB:
-        starts = tl.load(sw_starts_ptr + slot, mask=row_ok, other=0)
-        ends = tl.load(sw_ends_ptr + slot, mask=row_ok, other=0)
-    else:
-        starts = tl.load(row_offsets_ptr + rows, mask=row_ok, other=0)
-        ends = tl.load(row_offsets_ptr + rows + 1, mask=row_ok, other=0)
+    rows, starts, ends = _row_bounds(row_offsets_ptr, row_swizzle_ptr, sw_starts_ptr, sw_ends_ptr, slot, row_ok, SWB)
     longest = tl.max(ends - starts, axis=0)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < n
@@ -109,13 +118,7 @@ def _1d_kernel(row_offsets_ptr, column_indices_ptr, row_swizzle_ptr, sw_starts_p
     pid_n = tl.program_id(1)
     slot = pid_r * ROWS + tl.arange(0, ROWS)
     row_ok = slot < m
-    rows = tl.load(row_swizzle_ptr + slot, mask=row_ok, other=0)
-    if SWB:
-        starts = tl.load(sw_starts_ptr + slot, mask=row_ok, other=0)
-        ends = tl.load(sw_ends_ptr + slot, mask=row_ok, other=0)
-    else:
-        starts = tl.load(row_offsets_ptr + rows, mask=row_ok, other=0)
-        ends = tl.load(row_offsets_ptr + rows + 1, mask=row_ok, other=0)
+    rows, starts, ends = _row_bounds(row_offsets_ptr, row_swizzle_ptr, sw_starts_ptr, sw_ends_ptr, slot, row_ok, SWB)
     lengths = ends - starts
     longest = tl.max(lengths, axis=0)
     shortest = tl.min(tl.where(row_ok, lengths, longest), axis=0)
