@@ -741,6 +741,20 @@ def test_compile_fullgraph_attention_chain():
     torch.testing.assert_close(grads, (x.grad, y.grad))
 
 
+def test_compile_fullgraph_kernels_backward(kernel_device):
+    """The kernels' path (not the reference) in one graph with its backward: every topology table
+    the kernels read is filled by prepare() or left out inside the trace, never filled inside the
+    autograd.Function (a side effect dynamo refuses under fullgraph=True)."""
+    torch._dynamo.reset()
+    a = csr_from_lengths([2, 0, 3, 1, 4], 6, gen(18), device=kernel_device)
+    a.topology.prepare(transpose=True)
+    b = randn(6, 3, g=gen(19), device=kernel_device).requires_grad_()
+    out = torch.compile(lambda a, b: sgk.spmm(a, b, method="triton"), backend="aot_eager", fullgraph=True)(a, b)
+    out.sum().backward()
+    torch.testing.assert_close(out, a.to_dense() @ b.detach())
+    torch.testing.assert_close(b.grad, a.to_dense().sum(0)[:, None].expand(6, 3))
+
+
 _TORCH = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
 
 
