@@ -79,15 +79,14 @@ def _kernel_tables(topo: Topology, b: torch.Tensor, backend: str, path: str, val
     """The topology's extra forms the kernels may read: (16-bit indices, bitmap), each or None."""
     n = b.shape[-1]
     m, k = topo.shape
-    # the values' batch as the kernels see it (flatten_batch: one entry, or the full broadcast batch)
-    value_batch = 1 if values.numel() == topo.nnz else math.prod(batch)
     # 16-bit indices for the kernels' compact configurations, where the matrix's bytes dominate.
     compact = topo.column_indices16 if backend == "triton" and n <= 64 else None
     bitmap = None
     if path == "bitmap":
         bitmap = topo.bitmap
     elif (path == "auto" and backend == "triton" and topo.nnz * 32 >= m * k
-          and bitmap_may_pay(b.dtype, m, k, n, value_batch)):
+          # the values' batch as the kernels see it (flatten_batch: one entry, or the full broadcast batch)
+          and bitmap_may_pay(b.dtype, m, k, n, 1 if values.numel() == topo.nnz else math.prod(batch))):
         # Built on first use, but not where building would synchronise inside a trace or a capture.
         bitmap = topo._cache.get("bitmap") if _cannot_sync(b) else topo.bitmap
     return compact, bitmap
