@@ -24,6 +24,13 @@ Floor and prediction (before the run): a dependent DRAM load ~0.6-0.8 µs on the
 level, ~0.6 µs: 4-8% on those cases, fp32 DLMC 1.40x → ~1.45x cuBLAS fp32 if it carries over to
 every gather kernel (tile, 1d, flat; SDDMM and softmax have the same chain).
 
+Added in the first 2026-12-02 session, after the first run (chase: 0.43 µs a dependent load,
+4.9 µs intercept; SWB 2.6% geomean): the forms ``pf`` and ``swbpf``, each step's column indices
+and values loaded one step ahead (loop-carried), so that a step waits for B's rows alone. The
+first run's ``library`` form also copied its result into C (a second kernel, ~1.7 µs); it now
+returns its own C. Prediction for ``pf``: ~0.4 µs a step after the first, 5-15% on the
+Transformer N = 256 cases (rows of 50-150 nonzeros, several steps), 0-5% on rn50 (one to three).
+
     PYTHONPATH=src python3 benchmarks/probe_chain.py [--only chase,chain] [--budget S] [--out F]
 """
 from __future__ import annotations
@@ -83,8 +90,11 @@ def _row_bounds(row_offsets_ptr, row_swizzle_ptr, sw_starts_ptr, sw_ends_ptr, sl
 @triton.jit
 def _tile_kernel(row_offsets_ptr, column_indices_ptr, row_swizzle_ptr, sw_starts_ptr, sw_ends_ptr, values_ptr,
                  b_ptr, c_ptr, m, n, stride_bk, stride_bn, stride_cm,
-                 ROWS: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, SWB: tl.constexpr):
-    """The library's ``_spmm_kernel`` (no batch, bias or ReLU); SWB: the offsets in swizzle order."""
+                 ROWS: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, SWB: tl.constexpr,
+                 PF: tl.constexpr = False):
+    """The library's ``_spmm_kernel`` (no batch, bias or ReLU); SWB: the offsets in swizzle order;
+    PF: each step's column indices and values loaded one step ahead (loop-carried), so that a step
+    waits for one dependent load (B's rows) instead of two (indices, then B)."""
     pid_r = tl.program_id(0)
     pid_n = tl.program_id(1)
     slot = pid_r * ROWS + tl.arange(0, ROWS)
@@ -96,14 +106,32 @@ def _tile_kernel(row_offsets_ptr, column_indices_ptr, row_swizzle_ptr, sw_starts
     b_cols = b_ptr + offs_n.to(tl.int64) * stride_bn
     offs_k = tl.arange(0, BLOCK_K)
     acc = tl.zeros([ROWS, BLOCK_K, BLOCK_N], dtype=tl.float32)
-    for kk in range(0, longest, BLOCK_K):
-        idx = starts[:, None] + kk + offs_k[None, :]
+    if PF:
+        idx = starts[:, None] + offs_k[None, :]
         mask_k = idx < ends[:, None]
         cols = tl.load(column_indices_ptr + idx, mask=mask_k, other=0)
         vals = tl.load(values_ptr + idx, mask=mask_k, other=0.0).to(tl.float32)
-        b_tile = tl.load(b_cols[None, None, :] + cols.to(tl.int64)[:, :, None] * stride_bk,
-                         mask=mask_k[:, :, None] & mask_n[None, None, :], other=0.0).to(tl.float32)
-        acc += vals[:, :, None] * b_tile
+        for kk in range(0, longest, BLOCK_K):
+            nidx = idx + BLOCK_K
+            nmask = nidx < ends[:, None]
+            ncols = tl.load(column_indices_ptr + nidx, mask=nmask, other=0)
+            nvals = tl.load(values_ptr + nidx, mask=nmask, other=0.0).to(tl.float32)
+            b_tile = tl.load(b_cols[None, None, :] + cols.to(tl.int64)[:, :, None] * stride_bk,
+                             mask=mask_k[:, :, None] & mask_n[None, None, :], other=0.0).to(tl.float32)
+            acc += vals[:, :, None] * b_tile
+            idx = nidx
+            mask_k = nmask
+            cols = ncols
+            vals = nvals
+    else:
+        for kk in range(0, longest, BLOCK_K):
+            idx = starts[:, None] + kk + offs_k[None, :]
+            mask_k = idx < ends[:, None]
+            cols = tl.load(column_indices_ptr + idx, mask=mask_k, other=0)
+            vals = tl.load(values_ptr + idx, mask=mask_k, other=0.0).to(tl.float32)
+            b_tile = tl.load(b_cols[None, None, :] + cols.to(tl.int64)[:, :, None] * stride_bk,
+                             mask=mask_k[:, :, None] & mask_n[None, None, :], other=0.0).to(tl.float32)
+            acc += vals[:, :, None] * b_tile
     _write_rows(tl.sum(acc, axis=1), c_ptr, c_ptr, 0, 0, 0, stride_cm, 1, rows, row_ok, offs_n, mask_n,
                 False, False, False)
 
@@ -112,8 +140,10 @@ def _tile_kernel(row_offsets_ptr, column_indices_ptr, row_swizzle_ptr, sw_starts
 def _1d_kernel(row_offsets_ptr, column_indices_ptr, row_swizzle_ptr, sw_starts_ptr, sw_ends_ptr, values_ptr,
                b_ptr, c_ptr, m, n, stride_bk, stride_bn, stride_cm,
                ROWS: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, EVEN_N: tl.constexpr,
-               SWB: tl.constexpr):
-    """The library's ``_spmm_1d_kernel`` (no batch, bias, ReLU or split); SWB as above."""
+               SWB: tl.constexpr, PF: tl.constexpr = False):
+    """The library's ``_spmm_1d_kernel`` (no batch, bias, ReLU or split); SWB as above; PF: the
+    unmasked loop's indices and values loaded a step ahead as (ROWS, BLOCK_K) tiles, each
+    unrolled nonzero's column picked out of the tile in registers."""
     pid_r = tl.program_id(0)
     pid_n = tl.program_id(1)
     slot = pid_r * ROWS + tl.arange(0, ROWS)
@@ -127,17 +157,42 @@ def _1d_kernel(row_offsets_ptr, column_indices_ptr, row_swizzle_ptr, sw_starts_p
     mask_n = offs_n < n
     b_cols = b_ptr + offs_n.to(tl.int64) * stride_bn
     acc = tl.zeros([ROWS, BLOCK_N], dtype=tl.float32)
-    for kk in range(0, full, BLOCK_K):
-        for j in tl.static_range(BLOCK_K):
-            idx = starts + (kk + j)
-            col = tl.load(column_indices_ptr + idx)
-            val = tl.load(values_ptr + idx).to(tl.float32)
-            ptrs = b_cols[None, :] + col.to(tl.int64)[:, None] * stride_bk
-            if EVEN_N:
-                bt = tl.load(ptrs)
-            else:
-                bt = tl.load(ptrs, mask=mask_n[None, :], other=0.0)
-            acc += val[:, None] * bt.to(tl.float32)
+    if PF:
+        offs_k = tl.arange(0, BLOCK_K)
+        idx2 = starts[:, None] + offs_k[None, :]
+        m2 = offs_k[None, :] < full
+        cols2 = tl.load(column_indices_ptr + idx2, mask=m2, other=0)
+        vals2 = tl.load(values_ptr + idx2, mask=m2, other=0.0).to(tl.float32)
+        for kk in range(0, full, BLOCK_K):
+            nidx = idx2 + BLOCK_K
+            nm = (kk + BLOCK_K + offs_k[None, :]) < full
+            ncols = tl.load(column_indices_ptr + nidx, mask=nm, other=0)
+            nvals = tl.load(values_ptr + nidx, mask=nm, other=0.0).to(tl.float32)
+            for j in tl.static_range(BLOCK_K):
+                sel = offs_k[None, :] == j
+                col = tl.sum(tl.where(sel, cols2, 0), axis=1)
+                val = tl.sum(tl.where(sel, vals2, 0.0), axis=1)
+                ptrs = b_cols[None, :] + col.to(tl.int64)[:, None] * stride_bk
+                if EVEN_N:
+                    bt = tl.load(ptrs)
+                else:
+                    bt = tl.load(ptrs, mask=mask_n[None, :], other=0.0)
+                acc += val[:, None] * bt.to(tl.float32)
+            idx2 = nidx
+            cols2 = ncols
+            vals2 = nvals
+    else:
+        for kk in range(0, full, BLOCK_K):
+            for j in tl.static_range(BLOCK_K):
+                idx = starts + (kk + j)
+                col = tl.load(column_indices_ptr + idx)
+                val = tl.load(values_ptr + idx).to(tl.float32)
+                ptrs = b_cols[None, :] + col.to(tl.int64)[:, None] * stride_bk
+                if EVEN_N:
+                    bt = tl.load(ptrs)
+                else:
+                    bt = tl.load(ptrs, mask=mask_n[None, :], other=0.0)
+                acc += val[:, None] * bt.to(tl.float32)
     for kk in range(full, longest, BLOCK_K):
         for j in tl.static_range(BLOCK_K):
             idx = starts + (kk + j)
@@ -208,21 +263,24 @@ def chain(rows: list, budget: float) -> None:
         common = (t.row_offsets, t.column_indices, t.row_swizzle, sw_starts, sw_ends, a.values, b, c, m, n,
                   b.stride(0), b.stride(1), n)
 
-        def copy(swb, common=common, grid=grid, opts=opts, cfg=cfg, n=n):
+        def copy(swb, pf=False, common=common, grid=grid, opts=opts, cfg=cfg, n=n):
             if cfg.kind == "tile":
                 return lambda: _tile_kernel[grid](*common, ROWS=cfg.rows, BLOCK_K=cfg.block_k, BLOCK_N=cfg.block_n,
-                                                  SWB=swb, **opts)
+                                                  SWB=swb, PF=pf, **opts)
             return lambda: _1d_kernel[grid](*common, ROWS=cfg.rows, BLOCK_K=cfg.block_k, BLOCK_N=cfg.block_n,
-                                            EVEN_N=n % cfg.block_n == 0, SWB=swb, **opts)
+                                            EVEN_N=n % cfg.block_n == 0, SWB=swb, PF=pf, **opts)
 
-        forms = {"library": lambda a=a, b=b, t=t, cfg=cfg, c=c: c.copy_(
-                     kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=cfg)),
-                 "copy": copy(False), "swb": copy(True)}
+        # "library" returns a new C (no copy into c: a second kernel would be timed with it)
+        lib = lambda a=a, b=b, t=t, cfg=cfg: kspmm.spmm(  # noqa: E731
+            t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=cfg,
+            column_indices16=t.column_indices16 if cfg.compact else None)
+        forms = {"library": lib, "copy": copy(False), "swb": copy(True), "pf": copy(False, True),
+                 "swbpf": copy(True, True)}
         for form, fn in forms.items():
             try:
                 c.fill_(float("nan"))
-                fn()
-                err = relative_error(c, ref)
+                got = fn()
+                err = relative_error(got if form == "library" else c, ref)
                 ok = err <= 1e-4
                 log(rows, **base, form=form, status="ok" if ok else "wrong", rel_err=err,
                     us=1e3 * _probe.graph_ms(fn) if ok else None)
