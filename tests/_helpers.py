@@ -115,6 +115,7 @@ def op_args(op, a: sgk.CSRMatrix, **given) -> tuple:
         "row_indices": a.row_indices,
         "row_swizzle": a.row_swizzle,
         "max_row": a.topology.max_row_length,
+        "row_bounds": a.topology.row_bounds,
     }
     args = []
     for arg in op._schema.arguments:

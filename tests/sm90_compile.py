@@ -49,10 +49,10 @@ def vector_checks():
     16-byte aligned, with strides that are multiples of 16 (an unbatched operand's batch stride
     is 0). A lost vectorization costs up to 4x in load instructions on the gather-bound paths."""
     spmm_types = {
-        "row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32", "m": "i32", "n": "i32",
+        "row_bounds_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32", "m": "i32", "n": "i32",
         "stride_vb": "i64", "stride_bb": "i64", "stride_bk": "i32", "stride_biasb": "i64", "stride_cb": "i64", "stride_cm": "i32",
     }
-    spmm_div = ("row_offsets_ptr", "column_indices_ptr", "row_swizzle_ptr", "values_ptr", "b_ptr", "bias_ptr", "c_ptr",
+    spmm_div = ("row_bounds_ptr", "column_indices_ptr", "row_swizzle_ptr", "values_ptr", "b_ptr", "bias_ptr", "c_ptr",
                 "n", "stride_vb", "stride_bb", "stride_bk", "stride_biasb", "stride_cb", "stride_cm")
     unit = {"stride_bn": 1, "stride_cn": 1, "HAS_BIAS": False, "RELU": False}
     sddmm_types = {"row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32", "d": "i32",
@@ -80,7 +80,7 @@ def variants():
         for (has_bias, relu), n in itertools.product(((False, False), (True, True)), (1, 16, 256, 4096)):
             cfg = spmm_mod.default_config(4096, n, 4096 * 100, DTYPES[dt])
             types = {
-                "row_offsets_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32",
+                "row_bounds_ptr": "*i32", "column_indices_ptr": "*i32", "row_swizzle_ptr": "*i32",
                 "values_ptr": PTR[dt], "b_ptr": PTR[dt], "bias_ptr": PTR[dt], "c_ptr": PTR[dt],
                 "m": "i32", "n": "i32",
                 "stride_vb": "i64", "stride_bb": "i64", "stride_bk": "i64", "stride_bn": "i64",

@@ -414,13 +414,19 @@ def test_row_swizzle_row_indices_max_row_length():
     assert a.row_indices.dtype == torch.int32 and a.row_indices.tolist() == expected_rows
     assert a.topology.max_row_length == 5
     assert a.topology.row_lengths.tolist() == lengths
+    bounds = a.topology.row_bounds  # the swizzled rows' offsets, in swizzle order
+    offsets = a.topology.row_offsets.tolist()
+    assert bounds.shape == (2, len(lengths)) and bounds.dtype == a.topology.row_offsets.dtype
+    assert bounds[0].tolist() == [offsets[r] for r in sw.tolist()]
+    assert bounds[1].tolist() == [offsets[r + 1] for r in sw.tolist()]
+    assert a.topology.row_bounds is bounds  # cached
     stats = a.topology.stats()
     assert stats["max"] == 5.0 and stats["mean"] == pytest.approx(16 / 7)
 
 
 def test_metadata_of_an_empty_matrix():
     a = CSRMatrix(torch.zeros(1, dtype=torch.int32), torch.zeros(0, dtype=torch.int32), torch.zeros(0), (0, 4))
-    assert a.row_swizzle.numel() == 0 and a.row_indices.numel() == 0
+    assert a.row_swizzle.numel() == 0 and a.row_indices.numel() == 0 and a.topology.row_bounds.shape == (2, 0)
     assert a.topology.max_row_length == 0 and a.density == 0.0
 
 

@@ -111,7 +111,7 @@ def _write_rows(out, c_ptr, bias_ptr, pid_b, stride_biasb, stride_cb, stride_cm,
 @triton.jit
 def _spmm_kernel(
     # pointers
-    row_offsets_ptr,
+    row_bounds_ptr,  # (2, m): the swizzled rows' first and end offsets, in swizzle order
     column_indices_ptr,
     row_swizzle_ptr,
     values_ptr,
@@ -145,8 +145,8 @@ def _spmm_kernel(
     slot = pid_r * ROWS + tl.arange(0, ROWS)
     row_ok = slot < m
     rows = tl.load(row_swizzle_ptr + slot, mask=row_ok, other=0)
-    starts = tl.load(row_offsets_ptr + rows, mask=row_ok, other=0)
-    ends = tl.load(row_offsets_ptr + rows + 1, mask=row_ok, other=0)
+    starts = tl.load(row_bounds_ptr + slot, mask=row_ok, other=0)  # beside the swizzle, not after it
+    ends = tl.load(row_bounds_ptr + m + slot, mask=row_ok, other=0)
     longest = tl.max(ends - starts, axis=0)
 
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -189,7 +189,7 @@ def _split_program(pid_r, SPLIT_K: tl.constexpr, CHUNK_MAJOR: tl.constexpr):
 @triton.jit
 def _spmm_1d_kernel(
     # pointers
-    row_offsets_ptr,
+    row_bounds_ptr,  # (2, m): the swizzled rows' first and end offsets, in swizzle order
     column_indices_ptr,
     row_swizzle_ptr,
     values_ptr,
@@ -227,8 +227,8 @@ def _spmm_1d_kernel(
     slot = pid_r * ROWS + tl.arange(0, ROWS)
     row_ok = slot < m
     rows = tl.load(row_swizzle_ptr + slot, mask=row_ok, other=0)
-    starts = tl.load(row_offsets_ptr + rows, mask=row_ok, other=0)
-    ends = tl.load(row_offsets_ptr + rows + 1, mask=row_ok, other=0)
+    starts = tl.load(row_bounds_ptr + slot, mask=row_ok, other=0)  # beside the swizzle, not after it
+    ends = tl.load(row_bounds_ptr + m + slot, mask=row_ok, other=0)
     if SPLIT_K > 1:  # this program's chunk of each row
         chunk = (ends - starts + SPLIT_K - 1) // SPLIT_K
         starts = tl.minimum(starts + split * chunk, ends)
@@ -310,7 +310,7 @@ def _index16(w, q: tl.constexpr):
 @triton.jit
 def _spmm_flat_kernel(
     # pointers
-    row_offsets_ptr,
+    row_bounds_ptr,  # (2, m): the swizzled rows' first and end offsets, in swizzle order
     column_indices_ptr,
     row_swizzle_ptr,
     values_ptr,
@@ -356,9 +356,8 @@ def _spmm_flat_kernel(
     f = tl.arange(0, ROWS * BLOCK_K)
     slot = pid_r * ROWS + f // BLOCK_K
     slot_ok = slot < m
-    rows_f = tl.load(row_swizzle_ptr + slot, mask=slot_ok, other=0)
-    first = tl.load(row_offsets_ptr + rows_f, mask=slot_ok, other=0)
-    last = tl.load(row_offsets_ptr + rows_f + 1, mask=slot_ok, other=0)
+    first = tl.load(row_bounds_ptr + slot, mask=slot_ok, other=0)  # beside the swizzle, not after it
+    last = tl.load(row_bounds_ptr + m + slot, mask=slot_ok, other=0)
     if SPLIT_K > 1:  # this program's chunk of each row
         chunk = (last - first + SPLIT_K - 1) // SPLIT_K
         first = tl.minimum(first + split * chunk, last)
@@ -955,6 +954,14 @@ def tuning_key(m: int, n: int, nnz: int, batch: int, dtype: torch.dtype, skew: i
     )
 
 
+def swizzled_bounds(row_offsets: torch.Tensor, row_swizzle: torch.Tensor) -> torch.Tensor:
+    """(2, m) of row_offsets' dtype: for swizzle slot s, its row's first offset and end offset
+    (``row_offsets[row_swizzle[s]]``, ``row_offsets[row_swizzle[s] + 1]``), as
+    :attr:`sgk.Topology.row_bounds` holds them."""
+    swz = row_swizzle.long()
+    return torch.stack([row_offsets[:-1].index_select(0, swz), row_offsets[1:].index_select(0, swz)])
+
+
 def spmm(
     row_offsets: torch.Tensor,
     column_indices: torch.Tensor,
@@ -970,6 +977,7 @@ def spmm(
     bitmap_only: bool = False,
     record: list | None = None,
     max_row: int = -1,
+    row_bounds: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Launch SpMM. Shapes (already validated and flattened by sgk.ops):
 
@@ -989,7 +997,10 @@ def spmm(
     than one launch, or a densify launch with ReLU, batched values or another output dtype), and for
     a split bitmap launch the sizes (partial sums, tiles) its stream's buffers must have; it stays
     empty for an empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
-    length (-1: unknown), for the tuner's key and candidates (:func:`skew_bucket`).
+    length (-1: unknown), for the tuner's key and candidates (:func:`skew_bucket`). ``row_bounds``:
+    the topology's :attr:`~sgk.Topology.row_bounds` (the gather kernels read the rows' offsets in
+    swizzle order, beside the swizzle instead of after it); made here when None (two small
+    device operations a call).
     """
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
@@ -1002,6 +1013,8 @@ def spmm(
         c = torch.empty(batch, m, n, dtype=out_dtype or b.dtype, device=b.device)
     if c.numel() == 0:
         return c
+    if row_bounds is None:
+        row_bounds = swizzled_bounds(row_offsets, row_swizzle)
     if config is None:
         compact = column_indices16 is not None
         # fp32's three-TF32 bitmap form only when forced: slower than the gathers wherever probed
@@ -1022,7 +1035,7 @@ def spmm(
         config = _CHOSEN.get(exact)
         if config is None:
             def run(cfg):
-                _launch(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)
+                _launch(cfg, row_bounds, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap)
 
             k = b.shape[-2]
             key = (*tuning_key(m, n, nnz, batch, b.dtype, skew), compact,
@@ -1037,7 +1050,7 @@ def spmm(
             remember(_CHOSEN, exact, config, b.device)
     global last_config
     last_config = config
-    _launch(config, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap, record)
+    _launch(config, row_bounds, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16, bitmap, record)
     if record is not None:
         record.insert(0, config)  # then the launch's record, if it made one
     return c
@@ -1062,8 +1075,9 @@ class SpmmPlan:
 
     __slots__ = ("_tables", "_state")
 
-    def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None, max_row: int = -1):
-        self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap, max_row)
+    def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None, max_row: int = -1,
+                 row_bounds=None):
+        self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap, max_row, row_bounds)
         # (record, deterministic setting, (C's shape, dtype, device), config, split bitmap buffer
         # sizes, or a densify form's (scratch shape, fp32 product record or None), or None) or None;
         # one tuple, replaced whole, so that
@@ -1102,16 +1116,17 @@ class SpmmPlan:
                     if rec.run((values, b) + (c,) * (rec.width - 2)):  # C in every slot after b
                         last_config = config
                         return c
-        ro, ci, sw, ci16, bitmap, max_row = self._tables
+        ro, ci, sw, ci16, bitmap, max_row, bounds = self._tables
         out: list = []
         deterministic = torch.are_deterministic_algorithms_enabled()
-        c = spmm(ro, ci, sw, values, b, column_indices16=ci16, bitmap=bitmap, record=out, max_row=max_row)
+        c = spmm(ro, ci, sw, values, b, column_indices16=ci16, bitmap=bitmap, record=out, max_row=max_row,
+                 row_bounds=bounds)
         config, rec, sizes = (out + [None, None, None])[:3]
         self._state = None if rec is None else (rec, deterministic, (c.shape, c.dtype, c.device), config, sizes)
         return c
 
 
-def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16=None,
+def _launch(cfg: SpmmConfig, row_bounds, column_indices, row_swizzle, values, b, bias, relu, c, column_indices16=None,
             bitmap=None, record: list | None = None) -> None:
     if cfg.kind == "densify":
         if bitmap is None:
@@ -1129,10 +1144,10 @@ def _launch(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b
             raise ValueError("spmm(): a compact configuration needs the 16-bit column indices (k <= 32767)")
         column_indices = column_indices16
     if cfg.split_k > 1:
-        _launch_split(lambda acc: _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, None, False, acc,
+        _launch_split(lambda acc: _launch_grid(cfg, row_bounds, column_indices, row_swizzle, values, b, None, False, acc,
                                                record if bias is None and not relu else None), bias, relu, c)
         return
-    _launch_grid(cfg, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c, record)
+    _launch_grid(cfg, row_bounds, column_indices, row_swizzle, values, b, bias, relu, c, record)
 
 
 def _launch_split(run, bias, relu, c) -> None:
@@ -1170,7 +1185,7 @@ def _batch_launches(values, b, bias, c) -> tuple[list, tuple]:
     return chunks, strides
 
 
-def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, values, b, bias, relu, c,
+def _launch_grid(cfg: SpmmConfig, row_bounds, column_indices, row_swizzle, values, b, bias, relu, c,
                  record: list | None = None) -> None:
     """One launch per MAX_GRID_YZ batch entries. ``record`` (unbatched, no bias): gets the launch's
     Prepared record, the operands values, b and c (c also in bias's place) to be replaced."""
@@ -1198,7 +1213,7 @@ def _launch_grid(cfg: SpmmConfig, row_offsets, column_indices, row_swizzle, valu
     chunks, strides = _batch_launches(values, b, bias, c)
     prepare = (3, 4, 5, 6) if record is not None and bias is None and len(chunks) == 1 else None
     for nb, v, bb, bi, cc in chunks:
-        rec = launch(kernel, (grid_r, grid_n, nb), (row_offsets, column_indices, row_swizzle, v, bb, bi, cc, *sizes,
+        rec = launch(kernel, (grid_r, grid_n, nb), (row_bounds, column_indices, row_swizzle, v, bb, bi, cc, *sizes,
                                                     *strides), constexprs, cfg.num_warps, cfg.num_stages, prepare)
         if prepare is not None:
             record.append(rec)

@@ -46,18 +46,20 @@ def _spmm_impl(
     bitmap: Optional[torch.Tensor] = None,
     word_offsets: Optional[torch.Tensor] = None,
     max_row: int = -1,
+    row_bounds: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """values (V, nnz), b (Bb, k, n), bias (Vb, m) or None → C (B, m, n); unbatched values (nnz),
     b (k, n) and bias (m) or None → C (m, n). ``column_indices16``: the int16 copy of the indices
     (k <= 32767) that the kernels' compact configurations read; ``bitmap``, ``word_offsets``: the
     topology's bitmap form (``Topology.bitmap``) that the dense-tile configurations read; backend
     ``"triton-bitmap"`` restricts the choice to those. ``max_row``: the longest row's length for
-    the tuner (-1: not known)."""
+    the tuner (-1: not known). ``row_bounds``: ``Topology.row_bounds``, for the gather kernels
+    (made per call when None)."""
     if backend in ("triton", "triton-bitmap"):
         return _kernels().spmm.spmm(
             row_offsets, column_indices, row_swizzle, values, b, bias, relu, column_indices16=column_indices16,
             bitmap=(bitmap, word_offsets) if bitmap is not None and word_offsets is not None else None,
-            bitmap_only=backend == "triton-bitmap", max_row=max_row,
+            bitmap_only=backend == "triton-bitmap", max_row=max_row, row_bounds=row_bounds,
         )
     m = row_offsets.numel() - 1
     out = reference.spmm_coo(row_indices, column_indices, values, b, m, bias, relu)
@@ -76,7 +78,7 @@ spmm_op = torch.library.custom_op("sgk::spmm", _spmm_impl, mutates_args=())
 
 @spmm_op.register_fake
 def _(row_offsets, column_indices, row_indices, row_swizzle, values, b, bias, relu, backend, column_indices16=None, bitmap=None,
-      word_offsets=None, max_row=-1):
+      word_offsets=None, max_row=-1, row_bounds=None):
     if _unbatched_spmm(values, b, bias):
         return b.new_empty(row_offsets.shape[0] - 1, b.shape[-1])
     batch = flat_batch(values.shape[0], b.shape[0], bias.shape[0] if bias is not None else 1)

@@ -46,7 +46,8 @@ def _make_plan(topo: Topology, values: torch.Tensor, b: torch.Tensor, path: str)
 
     compact, bitmap = _kernel_tables(topo, b, "triton", path, values, ())
     # After its first call the plan repeats that call's recorded launch (kernels.spmm.SpmmPlan).
-    return kspmm.SpmmPlan(topo.row_offsets, topo.column_indices, topo.row_swizzle, compact, bitmap, _max_row(topo, b))
+    return kspmm.SpmmPlan(topo.row_offsets, topo.column_indices, topo.row_swizzle, compact, bitmap, _max_row(topo, b),
+                          topo.row_bounds)
 
 
 def _max_row(topo: Topology, b: torch.Tensor) -> int:
@@ -111,6 +112,7 @@ def _spmm_raw(
     if path == "bitmap" and backend == "triton":
         backend = "triton-bitmap"
     max_row = _max_row(topo, b) if backend != "reference" else -1
+    bounds = topo.row_bounds if backend != "reference" else None
     if not batch and bias is None:  # the common case, with the fewest host operations (no views)
         return _library.spmm(
             topo.row_offsets,
@@ -126,6 +128,7 @@ def _spmm_raw(
             bits,
             word_offsets,
             max_row,
+            bounds,
         )
     out = _library.spmm(
         topo.row_offsets,
@@ -141,6 +144,7 @@ def _spmm_raw(
         bits,
         word_offsets,
         max_row,
+        bounds,
     )
     return out.reshape(*batch, topo.shape[0], b.shape[-1])
 
