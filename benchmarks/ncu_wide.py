@@ -44,7 +44,7 @@ def main(argv) -> int:
     ref = w.double() @ x.double()
 
     def run(cfg):
-        return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, x, config=cfg, bitmap=t.bitmap)
+        return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, x, config=cfg, bitmap=t.bitmap, row_bounds=t.row_bounds)
 
     for cfg in cfgs:
         err = relative_error(run(cfg), ref)

@@ -53,10 +53,10 @@ def main():
     x = torch.randn(64, 32, device="cuda")
     dense = a.to_dense()
     cfg = kspmm.SpmmConfig(4, 32, 64, 4)
-    ro, ci, sw = a.row_offsets, a.column_indices, a.row_swizzle
+    ro, ci, sw, rb = a.row_offsets, a.column_indices, a.row_swizzle, a.topology.row_bounds
     c0 = torch.empty(64, 64, device="cuda")
 
-    k = kspmm._spmm_kernel[(16, 1, 1)](ro, ci, sw, a.values, b, c0, c0, 64, 64, 0, 0, 64, 1, 0, 0, 64, 1, ROWS=4,
+    k = kspmm._spmm_kernel[(16, 1, 1)](a.topology.row_bounds, ci, sw, a.values, b, c0, c0, 64, 64, 0, 0, 64, 1, 0, 0, 64, 1, ROWS=4,
                                         BLOCK_K=32, BLOCK_N=64, HAS_BIAS=False, RELU=False, num_warps=4)
     print("direct launch problem:", _launch.direct_entry_problem(k), "| kinds in cache:",
           sorted({type(v).__name__ for v in _launch._ENTRIES.values()}))
@@ -67,7 +67,7 @@ def main():
         outs = []
         for c_ in (cfg, kspmm.SpmmConfig(4, 8, 32, 1, 1, "1d"), kspmm.SpmmConfig(1, 8, 64, 1, 1, "1d", 4)):
             for _ in range(2):  # the second launch of a key takes the cached path
-                o = kspmm.spmm(ro, ci, sw, a.values, b, config=c_)
+                o = kspmm.spmm(ro, ci, sw, a.values, b, config=c_, row_bounds=rb)
             outs.append(o)
         for _ in range(2):
             outs.append(sgk.sddmm(x, x, a).values)
@@ -83,8 +83,8 @@ def main():
     for fast in (False, True):
         _launch.set_fast_launch(fast)
         tag = "direct" if fast else "triton"
-        kspmm.spmm(ro, ci, sw, a.values, b, config=cfg)
-        rows[f"kernels.spmm launcher ({tag})"] = per_call_us(lambda: kspmm.spmm(ro, ci, sw, a.values, b, config=cfg))
+        kspmm.spmm(ro, ci, sw, a.values, b, config=cfg, row_bounds=rb)
+        rows[f"kernels.spmm launcher ({tag})"] = per_call_us(lambda: kspmm.spmm(ro, ci, sw, a.values, b, config=cfg, row_bounds=rb))
         rows[f"sgk.spmm ({tag})"] = per_call_us(lambda: sgk.spmm(a, b))
         rows[f"sgk.sddmm ({tag})"] = per_call_us(lambda: sgk.sddmm(x, x, a))
     rows["launch() args only (no kernel)"] = per_call_us(

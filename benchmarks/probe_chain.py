@@ -273,7 +273,8 @@ def chain(rows: list, budget: float) -> None:
         # "library" returns a new C (no copy into c: a second kernel would be timed with it)
         lib = lambda a=a, b=b, t=t, cfg=cfg: kspmm.spmm(  # noqa: E731
             t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=cfg,
-            column_indices16=t.column_indices16 if cfg.compact else None)
+            column_indices16=t.column_indices16 if cfg.compact else None,
+            **({"row_bounds": t.row_bounds} if hasattr(t, "row_bounds") else {}))
         forms = {"library": lib, "copy": copy(False), "swb": copy(True), "pf": copy(False, True),
                  "swbpf": copy(True, True)}
         for form, fn in forms.items():

@@ -90,7 +90,7 @@ def one_shape(rows: list, m: int, k: int, n: int, sp: float, budget: float) -> N
             break
 
         def fn(cfg=cfg):
-            return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=cfg,
+            return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, b, config=cfg, row_bounds=t.row_bounds,
                               column_indices16=t.column_indices16)
         try:
             err = relative_error(fn(), ref)

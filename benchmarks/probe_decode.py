@@ -94,7 +94,7 @@ def bitmap_grid(n: int) -> list[kspmm.SpmmConfig]:
 
 def _run_cfg(a, x, cfg):
     t = a.topology
-    return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, x, config=cfg,
+    return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, x, config=cfg, row_bounds=t.row_bounds,
                       column_indices16=t.column_indices16, bitmap=t.bitmap if cfg.kind == "bitmap" else None)
 
 

@@ -107,7 +107,8 @@ def one_problem(rows: list, section: str, m: int, k: int, n: int, sp: float) -> 
         configs = grid_configs(n) if section == "grid" else wide_configs(n)
     for cfg in configs:
         def run(cfg=cfg):
-            return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, bmat, config=cfg, bitmap=t.bitmap)
+            return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, bmat, config=cfg, bitmap=t.bitmap,
+                              row_bounds=t.row_bounds)
         try:
             err = rel_err(run(), ref)
             if not err <= TOL:

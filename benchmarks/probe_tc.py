@@ -66,7 +66,7 @@ def _bitmap_cfg(bm, bk, n, warps, stages, split=0):
 
 def _run_cfg(a, x, cfg):
     t = a.topology
-    return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, x, config=cfg,
+    return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, x, config=cfg, row_bounds=t.row_bounds,
                       column_indices16=t.column_indices16, bitmap=t.bitmap)
 
 
@@ -198,7 +198,8 @@ def backward(rows, budget):
         tt = at.topology
         res = {}
         for cfg in list(kspmm.candidates(k, n, a.nnz, torch.float32)) + extra:
-            fn = lambda: kspmm.spmm(tt.row_offsets, tt.column_indices, tt.row_swizzle, at.values, dc, config=cfg)  # noqa: E731
+            fn = lambda: kspmm.spmm(tt.row_offsets, tt.column_indices, tt.row_swizzle, at.values, dc, config=cfg,
+                                    row_bounds=tt.row_bounds)  # noqa: E731
             try:
                 e = relative_error(fn(), ref_t)
                 ms = bench(fn) if e < TOL[torch.float32] else None

@@ -88,7 +88,8 @@ def one_problem(rows: list, dtype: torch.dtype, m: int, k: int, n: int, sp: floa
     best = (math.inf, None)
     for cfg in dict.fromkeys(kspmm.bitmap_candidates(n, dtype) + extra_configs(n, dtype)):
         def run(cfg=cfg):
-            return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, bmat, config=cfg, bitmap=t.bitmap)
+            return kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, bmat, config=cfg, bitmap=t.bitmap,
+                              row_bounds=t.row_bounds)
         try:
             err = rel_err(run(), ref)
         except Exception as exc:  # noqa: BLE001 (out of resources etc.: recorded, not fatal)

@@ -52,7 +52,7 @@ for sparsity, n in ((0.8, 1), (0.8, 8), (0.8, 16), (0.95, 1), (0.95, 8)):
     sgk.spmm(a, x)
     cfg = kspmm.last_config
     auto = lambda: sgk.spmm(a, x)  # noqa: E731
-    direct = lambda: kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, x, config=cfg,  # noqa: E731
+    direct = lambda: kspmm.spmm(t.row_offsets, t.column_indices, t.row_swizzle, a.values, x, config=cfg, row_bounds=t.row_bounds,  # noqa: E731
                                 column_indices16=t.column_indices16, bitmap=t.bitmap)
     r = dict(sparsity=sparsity, n=n, config=str(cfg))
     w = a.to_dense()

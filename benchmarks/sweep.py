@@ -139,16 +139,17 @@ def sweep_spmm(log, budget, n_cfg):
             ref = a.to_dense().double() @ b.double()
             base = baselines_spmm(a, b, dt)
             args = (a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], None, False)
+            bounds = a.topology.row_bounds
             default = kspmm.default_config(m, n, a.nnz)
             results = []
             for cfg in [default] + cfgs:
                 try:
-                    c = kspmm.spmm(*args, config=cfg)[0]
+                    c = kspmm.spmm(*args, config=cfg, row_bounds=bounds)[0]
                     err = relative_error(c, ref)
                     if not err < TOL[dname]:
                         results.append((cfg, None, err))
                         continue
-                    t = bench(lambda: kspmm.spmm(*args, config=cfg), rep=20)
+                    t = bench(lambda: kspmm.spmm(*args, config=cfg, row_bounds=bounds), rep=20)
                     results.append((cfg, t, err))
                 except Exception as exc:  # out of resources etc.
                     results.append((cfg, None, str(exc)[:80]))

@@ -741,6 +741,25 @@ def test_compile_fullgraph_attention_chain():
     torch.testing.assert_close(grads, (x.grad, y.grad))
 
 
+def test_row_bounds_checked_and_held(kernel_device):
+    """The kernels read row_bounds' ends at m + slot: one that is not a contiguous (2, m) tensor of
+    the offsets' dtype is refused by name, not read wrong; a plan made without bounds holds its
+    own (its record keeps only their address)."""
+    from sgk.kernels import spmm as kmod
+
+    a = csr_from_lengths([2, 0, 3, 1, 4], 6, gen(25), device=kernel_device)
+    t = a.topology
+    b = randn(6, 3, g=gen(26), device=kernel_device)
+    args = (t.row_offsets, t.column_indices, t.row_swizzle, a.values, b)
+    cfg = kmod.SpmmConfig(2, 8, 16, 1, 1, "1d")
+    torch.testing.assert_close(kmod.spmm(*args, config=cfg, row_bounds=t.row_bounds), a.to_dense() @ b)
+    for bad in (t.row_bounds.t().contiguous().t(), t.row_bounds[:, :4], t.row_bounds.long()):
+        with pytest.raises(ValueError, match="row_bounds must be a contiguous"):
+            kmod.spmm(*args, config=cfg, row_bounds=bad)
+    plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle)
+    assert torch.equal(plan._tables[-1], t.row_bounds)
+
+
 def test_compile_fullgraph_kernels_backward(kernel_device):
     """The kernels' path (not the reference) in one graph with its backward: every topology table
     the kernels read is filled by prepare() or left out inside the trace, never filled inside the

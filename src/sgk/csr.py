@@ -91,7 +91,7 @@ class Topology:
         one dependent memory access fewer before a program's first nonzero."""
 
         def make():
-            swz = self.row_swizzle.long()
+            swz = self.row_swizzle
             return torch.stack([self.row_offsets[:-1].index_select(0, swz), self.row_offsets[1:].index_select(0, swz)])
 
         return self._cached("row_bounds", make)
@@ -200,12 +200,12 @@ class Topology:
         """Compute the cached metadata now (and the transposed topology's, if asked; the bitmap
         form too if asked), so that no cache is filled later inside autograd's backward (which
         torch.compile cannot trace)."""
-        self.row_swizzle, self.row_indices, self.column_indices16  # noqa: B018 (computing the cached properties)
+        self.row_swizzle, self.row_bounds, self.row_indices, self.column_indices16  # noqa: B018 (computing the cached properties)
         if bitmap:
             self.bitmap  # noqa: B018
         if transpose:
             t, _ = self.transpose()
-            t.row_swizzle, t.row_indices, t.column_indices16  # noqa: B018
+            t.row_swizzle, t.row_bounds, t.row_indices, t.column_indices16  # noqa: B018
         return self
 
     @staticmethod

@@ -958,8 +958,7 @@ def swizzled_bounds(row_offsets: torch.Tensor, row_swizzle: torch.Tensor) -> tor
     """(2, m) of row_offsets' dtype: for swizzle slot s, its row's first offset and end offset
     (``row_offsets[row_swizzle[s]]``, ``row_offsets[row_swizzle[s] + 1]``), as
     :attr:`sgk.Topology.row_bounds` holds them."""
-    swz = row_swizzle.long()
-    return torch.stack([row_offsets[:-1].index_select(0, swz), row_offsets[1:].index_select(0, swz)])
+    return torch.stack([row_offsets[:-1].index_select(0, row_swizzle), row_offsets[1:].index_select(0, row_swizzle)])
 
 
 def spmm(
@@ -999,8 +998,8 @@ def spmm(
     empty for an empty C. For :class:`SpmmPlan` (unbatched, no bias, no ReLU). ``max_row``: the longest row's
     length (-1: unknown), for the tuner's key and candidates (:func:`skew_bucket`). ``row_bounds``:
     the topology's :attr:`~sgk.Topology.row_bounds` (the gather kernels read the rows' offsets in
-    swizzle order, beside the swizzle instead of after it); made here when None (two small
-    device operations a call).
+    swizzle order, beside the swizzle instead of after it); made here when None (three small
+    device operations a call: pass it where calls repeat).
     """
     m = row_offsets.numel() - 1
     nnz = column_indices.numel()
@@ -1015,6 +1014,10 @@ def spmm(
         return c
     if row_bounds is None:
         row_bounds = swizzled_bounds(row_offsets, row_swizzle)
+    elif row_bounds.shape != (2, m) or not row_bounds.is_contiguous() or row_bounds.dtype != row_offsets.dtype:
+        raise ValueError(f"spmm(): row_bounds must be a contiguous (2, {m}) tensor of row_offsets' dtype "
+                         f"(Topology.row_bounds), got {tuple(row_bounds.shape)} {row_bounds.dtype}"
+                         f"{'' if row_bounds.is_contiguous() else ', not contiguous'}")
     if config is None:
         compact = column_indices16 is not None
         # fp32's three-TF32 bitmap form only when forced: slower than the gathers wherever probed
@@ -1077,6 +1080,8 @@ class SpmmPlan:
 
     def __init__(self, row_offsets, column_indices, row_swizzle, column_indices16=None, bitmap=None, max_row: int = -1,
                  row_bounds=None):
+        if row_bounds is None and row_offsets is not None:  # held here: the record keeps only its address
+            row_bounds = swizzled_bounds(row_offsets, row_swizzle)
         self._tables = (row_offsets, column_indices, row_swizzle, column_indices16, bitmap, max_row, row_bounds)
         # (record, deterministic setting, (C's shape, dtype, device), config, split bitmap buffer
         # sizes, or a densify form's (scratch shape, fp32 product record or None), or None) or None;
