@@ -136,6 +136,7 @@ def _spmm_kernel(
     BLOCK_N: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     RELU: tl.constexpr,
+    PREFETCH: tl.constexpr = False,  # a step's indices and values loaded one step ahead
 ):
     pid_r = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -156,17 +157,38 @@ def _spmm_kernel(
     offs_k = tl.arange(0, BLOCK_K)
 
     acc = tl.zeros([ROWS, BLOCK_K, BLOCK_N], dtype=tl.float32)
-    for kk in range(0, longest, BLOCK_K):
-        idx = starts[:, None] + kk + offs_k[None, :]
+    if PREFETCH:  # the next step's indices and values in flight while this step's rows of B load
+        idx = starts[:, None] + offs_k[None, :]
         mask_k = idx < ends[:, None]
         cols = tl.load(column_indices_ptr + idx, mask=mask_k, other=0)
-        vals = tl.load(v_base + idx, mask=mask_k, other=0.0).to(tl.float32)
-        b_tile = tl.load(
-            b_cols[None, None, :] + cols.to(tl.int64)[:, :, None] * stride_bk,
-            mask=mask_k[:, :, None] & mask_n[None, None, :],
-            other=0.0,
-        ).to(tl.float32)
-        acc += vals[:, :, None] * b_tile
+        vals = tl.load(v_base + idx, mask=mask_k, other=0.0)
+        for kk in range(0, longest, BLOCK_K):
+            next_idx = idx + BLOCK_K
+            next_mask = next_idx < ends[:, None]
+            next_cols = tl.load(column_indices_ptr + next_idx, mask=next_mask, other=0)
+            next_vals = tl.load(v_base + next_idx, mask=next_mask, other=0.0)
+            b_tile = tl.load(
+                b_cols[None, None, :] + cols.to(tl.int64)[:, :, None] * stride_bk,
+                mask=mask_k[:, :, None] & mask_n[None, None, :],
+                other=0.0,
+            ).to(tl.float32)
+            acc += vals.to(tl.float32)[:, :, None] * b_tile
+            idx = next_idx
+            mask_k = next_mask
+            cols = next_cols
+            vals = next_vals
+    else:
+        for kk in range(0, longest, BLOCK_K):
+            idx = starts[:, None] + kk + offs_k[None, :]
+            mask_k = idx < ends[:, None]
+            cols = tl.load(column_indices_ptr + idx, mask=mask_k, other=0)
+            vals = tl.load(v_base + idx, mask=mask_k, other=0.0).to(tl.float32)
+            b_tile = tl.load(
+                b_cols[None, None, :] + cols.to(tl.int64)[:, :, None] * stride_bk,
+                mask=mask_k[:, :, None] & mask_n[None, None, :],
+                other=0.0,
+            ).to(tl.float32)
+            acc += vals[:, :, None] * b_tile
     _write_rows(tl.sum(acc, axis=1), c_ptr, bias_ptr, pid_b, stride_biasb, stride_cb, stride_cm, stride_cn,
                 rows, row_ok, offs_n, mask_n, HAS_BIAS, RELU, False)
 
@@ -217,6 +239,7 @@ def _spmm_1d_kernel(
     RELU: tl.constexpr,
     SPLIT_K: tl.constexpr = 1,  # > 1: each row's nonzeros in SPLIT_K chunks, atomically added into fp32 C
     CHUNK_MAJOR: tl.constexpr = False,  # the chunk index is the grid's slowest: programs at once read one K slice of B
+    PREFETCH: tl.constexpr = False,  # the unmasked loop's indices and values loaded one step ahead
 ):
     pid_r = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -246,17 +269,42 @@ def _spmm_1d_kernel(
     v_base = values_ptr + pid_b * stride_vb
 
     acc = tl.zeros([ROWS, BLOCK_N], dtype=tl.float32)
-    for kk in range(0, full, BLOCK_K):  # every row has these nonzeros: no mask over K
-        for j in tl.static_range(BLOCK_K):
-            idx = starts + (kk + j)
-            col = tl.load(column_indices_ptr + idx)
-            val = tl.load(v_base + idx).to(tl.float32)
-            ptrs = b_cols[None, :] + col.to(tl.int64)[:, None] * stride_bk
-            if EVEN_N:
-                bt = tl.load(ptrs)
-            else:
-                bt = tl.load(ptrs, mask=mask_n[None, :], other=0.0)
-            acc += val[:, None] * bt.to(tl.float32)
+    if PREFETCH:  # a step's (ROWS, BLOCK_K) indices and values in flight while the step before runs
+        offs_k = tl.arange(0, BLOCK_K)
+        idx2 = starts[:, None] + offs_k[None, :]
+        step_ok = offs_k[None, :] < full
+        cols2 = tl.load(column_indices_ptr + idx2, mask=step_ok, other=0)
+        vals2 = tl.load(v_base + idx2, mask=step_ok, other=0.0)
+        for kk in range(0, full, BLOCK_K):  # every row has these nonzeros: no mask over K
+            next_idx = idx2 + BLOCK_K
+            next_ok = (kk + BLOCK_K + offs_k[None, :]) < full
+            next_cols = tl.load(column_indices_ptr + next_idx, mask=next_ok, other=0)
+            next_vals = tl.load(v_base + next_idx, mask=next_ok, other=0.0)
+            for j in tl.static_range(BLOCK_K):
+                pick = offs_k[None, :] == j  # column j of the tiles, in registers
+                col = tl.sum(tl.where(pick, cols2, 0), axis=1)
+                val = tl.sum(tl.where(pick, vals2.to(tl.float32), 0.0), axis=1)
+                ptrs = b_cols[None, :] + col.to(tl.int64)[:, None] * stride_bk
+                if EVEN_N:
+                    bt = tl.load(ptrs)
+                else:
+                    bt = tl.load(ptrs, mask=mask_n[None, :], other=0.0)
+                acc += val[:, None] * bt.to(tl.float32)
+            idx2 = next_idx
+            cols2 = next_cols
+            vals2 = next_vals
+    else:
+        for kk in range(0, full, BLOCK_K):  # every row has these nonzeros: no mask over K
+            for j in tl.static_range(BLOCK_K):
+                idx = starts + (kk + j)
+                col = tl.load(column_indices_ptr + idx)
+                val = tl.load(v_base + idx).to(tl.float32)
+                ptrs = b_cols[None, :] + col.to(tl.int64)[:, None] * stride_bk
+                if EVEN_N:
+                    bt = tl.load(ptrs)
+                else:
+                    bt = tl.load(ptrs, mask=mask_n[None, :], other=0.0)
+                acc += val[:, None] * bt.to(tl.float32)
     for kk in range(full, longest, BLOCK_K):  # the rows' tails, masked
         for j in tl.static_range(BLOCK_K):
             idx = starts + (kk + j)
@@ -1203,7 +1251,8 @@ def _launch_grid(cfg: SpmmConfig, row_bounds, column_indices, row_swizzle, value
     if cfg.kind == "1d":
         kernel = _spmm_1d_kernel
         constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "EVEN_N": n % cfg.block_n == 0,
-                      "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT_K": cfg.split_k, "CHUNK_MAJOR": cfg.chunk_major}
+                      "HAS_BIAS": bias is not None, "RELU": relu, "SPLIT_K": cfg.split_k, "CHUNK_MAJOR": cfg.chunk_major,
+                      "PREFETCH": cfg.prefetch}
     elif cfg.kind == "flat":
         kernel = _spmm_flat_kernel
         k = b.shape[-2]
@@ -1214,7 +1263,8 @@ def _launch_grid(cfg: SpmmConfig, row_bounds, column_indices, row_swizzle, value
         sizes = (m, n, column_indices.numel())
     else:
         kernel = _spmm_kernel
-        constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "HAS_BIAS": bias is not None, "RELU": relu}
+        constexprs = {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n, "HAS_BIAS": bias is not None, "RELU": relu,
+                      "PREFETCH": cfg.prefetch}
     chunks, strides = _batch_launches(values, b, bias, c)
     prepare = (3, 4, 5, 6) if record is not None and bias is None and len(chunks) == 1 else None
     for nb, v, bb, bi, cc in chunks:
