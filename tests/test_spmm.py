@@ -169,17 +169,20 @@ def test_empty_batched(kernel_device, method, lengths, k, n, vb, bb):
     _check(sgk.spmm(a, b, method=method), a, b)
 
 
+@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
 @pytest.mark.parametrize("rows, block_k, block_n", [(1, 16, 16), (4, 16, 16), (2, 32, 32)])
-def test_launcher_tiles(kernel_device, rows, block_k, block_n):
+def test_launcher_tiles(kernel_device, rows, block_k, block_n, prefetch):
     """The launcher with explicit configs: several column tiles (the last one partial), row groups
-    that straddle the end of the swizzle, rows longer than BLOCK_K."""
+    that straddle the end of the swizzle, rows longer than BLOCK_K; plain and with the next step's
+    indices prefetched."""
     from sgk.kernels import spmm as kmod
 
     g = gen(7)
     a = csr_from_lengths([0, 19, 3, 33, 0, 7, 1], 40, g, device=kernel_device)
     b = randn(40, 40, g=g, device=kernel_device)
     bias = randn(7, g=g, device=kernel_device)
-    cfg = dataclasses.replace(kmod.default_config(7, 40, a.nnz), rows=rows, block_k=block_k, block_n=block_n)
+    cfg = dataclasses.replace(kmod.default_config(7, 40, a.nnz), rows=rows, block_k=block_k, block_n=block_n,
+                              prefetch=prefetch)
     c = kmod.spmm(
         a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], bias[None], True, config=cfg
     )
@@ -219,12 +222,14 @@ def test_every_candidate_config(kernel_device):
         assert_close(c[0], expected, torch.float32, 64, msg=f"config {cfg}:")
 
 
+@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
 @pytest.mark.parametrize("rows", [1, 4])
 @pytest.mark.parametrize("n", [32, 40], ids=["n-multiple-of-block", "n-partial-block"])
-def test_1d_kernel_split_loop(kernel_device, rows, n):
+def test_1d_kernel_split_loop(kernel_device, rows, n, prefetch):
     """The 1d kernel's unmasked main loop (up to the program's shortest row) and masked tail:
     rows of one program with different lengths, lengths not multiples of the unroll depth, a
-    program that straddles the end of the swizzle, N with and without a partial column tile."""
+    program that straddles the end of the swizzle, N with and without a partial column tile;
+    plain and with the next step's indices prefetched."""
     from sgk.kernels import spmm as kmod
 
     g = gen(71)
@@ -232,7 +237,7 @@ def test_1d_kernel_split_loop(kernel_device, rows, n):
     a = csr_from_lengths(lengths, 30, g, device=kernel_device)
     b = randn(30, n, g=g, device=kernel_device)
     bias = randn(11, g=g, device=kernel_device)
-    cfg = kmod.SpmmConfig(rows, 4, 32, 1, 1, "1d")
+    cfg = kmod.SpmmConfig(rows, 4, 32, 1, 1, "1d", prefetch=prefetch)
     c = kmod.spmm(a.row_offsets, a.column_indices, a.row_swizzle, a.values[None], b[None], bias[None], True, config=cfg)
     _check(c[0], a, b, bias, relu=True)
 
