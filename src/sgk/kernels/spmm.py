@@ -799,16 +799,21 @@ class SpmmConfig:
     chunk_major: bool = False  # "1d"/"flat" with split_k > 1: chunk index slowest over the grid (one K slice of B at once)
 
 
+GATHER_PREFETCH = True
+"""The tile and 1d candidates load each step's column indices and values one step ahead
+(``SpmmConfig.prefetch``; branch idx-prefetch, being measured)."""
+
+
 def _t(rows, block_k, block_n, warps, stages=1):
-    return SpmmConfig(rows, block_k, block_n, warps, stages, "tile")
+    return SpmmConfig(rows, block_k, block_n, warps, stages, "tile", prefetch=GATHER_PREFETCH)
 
 
 def _d(rows, block_k, block_n, warps, stages=1):
-    return SpmmConfig(rows, block_k, block_n, warps, stages, "1d")
+    return SpmmConfig(rows, block_k, block_n, warps, stages, "1d", prefetch=GATHER_PREFETCH)
 
 
 def _s(rows, block_k, block_n, warps, stages, split_k):
-    return SpmmConfig(rows, block_k, block_n, warps, stages, "1d", split_k)
+    return SpmmConfig(rows, block_k, block_n, warps, stages, "1d", split_k, prefetch=GATHER_PREFETCH)
 
 
 # Candidate lists by regime, the heuristic default first. Sources: the 48-configuration sweep of the
