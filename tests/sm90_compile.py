@@ -12,6 +12,7 @@ import time
 
 os.environ.pop("TRITON_INTERPRET", None)
 
+import inspect  # noqa: E402
 import itertools  # noqa: E402
 import re  # noqa: E402
 
@@ -35,6 +36,10 @@ def _compile(fn, types: dict[str, str], constexprs: dict[str, object], num_warps
              divisible: tuple[str, ...] = ()):
     """Compile for sm_90. ``divisible``: arguments specialized as multiples of 16 (pointers 16-byte
     aligned), as Triton specializes them at run time when they are."""
+    # constexpr parameters with a default that the entry leaves out take the default (a flag
+    # added to a kernel need not be added to every entry)
+    defaults = {q.name: q.default for q in fn.params if q.is_constexpr and q.default is not inspect.Parameter.empty}
+    constexprs = {**{k: v for k, v in defaults.items() if k not in types}, **constexprs}
     signature = {}
     for name in fn.arg_names:
         signature[name] = "constexpr" if name in constexprs else types[name]
@@ -62,9 +67,12 @@ def vector_checks():
     for dt in ("fp32", "bf16"):
         ptrs = {k: PTR[dt] for k in ("values_ptr", "b_ptr", "bias_ptr", "c_ptr")}
         yield (f"spmm tile {dt}", spmm_mod._spmm_kernel, {**spmm_types, **ptrs},
-               {**unit, "ROWS": 8, "BLOCK_K": 8, "BLOCK_N": 32}, 2, 3, spmm_div)
+               {**unit, "ROWS": 8, "BLOCK_K": 8, "BLOCK_N": 32, "PREFETCH": True}, 2, 3, spmm_div)
         yield (f"spmm 1d {dt}", spmm_mod._spmm_1d_kernel, {**spmm_types, **ptrs},
                {**unit, "ROWS": 4, "BLOCK_K": 4, "BLOCK_N": 128, "EVEN_N": True, "SPLIT_K": 1, "CHUNK_MAJOR": False}, 2, 1, spmm_div)
+        yield (f"spmm 1d prefetch {dt}", spmm_mod._spmm_1d_kernel, {**spmm_types, **ptrs},
+               {**unit, "ROWS": 4, "BLOCK_K": 4, "BLOCK_N": 128, "EVEN_N": True, "SPLIT_K": 1, "CHUNK_MAJOR": False,
+                "PREFETCH": True}, 2, 1, spmm_div)
         if dt == "bf16":  # the flat tile's point: 16-byte gathers and no shared-memory conversion (bar.sync) in its loop
             for pack in (1, 2, 4):
                 yield (f"spmm flat bf16 n=16 pack={pack} (no bar.sync)", spmm_mod._spmm_flat_kernel,
@@ -93,7 +101,7 @@ def variants():
                         "HAS_BIAS": has_bias, "RELU": relu, "SPLIT_K": 1, "CHUNK_MAJOR": False}, cfg_1d.num_warps, cfg_1d.num_stages)
             if n == 16 and has_bias:  # compact (16-bit) column indices, both kernel families
                 yield (f"spmm-compact {dt} n={n}", spmm_mod._spmm_kernel, {**types, "column_indices_ptr": "*i16"},
-                       {"ROWS": 4, "BLOCK_K": 32, "BLOCK_N": 16, "HAS_BIAS": True, "RELU": True}, 4, 3)
+                       {"ROWS": 4, "BLOCK_K": 32, "BLOCK_N": 16, "HAS_BIAS": True, "RELU": True, "PREFETCH": True}, 4, 3)
                 yield (f"spmm-1d-compact {dt} n={n}", spmm_mod._spmm_1d_kernel, {**types, "column_indices_ptr": "*i16"},
                        {"ROWS": 1, "BLOCK_K": 8, "BLOCK_N": 64, "EVEN_N": False, "HAS_BIAS": True, "RELU": True,
                         "SPLIT_K": 1, "CHUNK_MAJOR": False}, 1, 1)
@@ -124,7 +132,7 @@ def variants():
             else:
                 yield (f"spmm {dt} n={n} bias={has_bias} relu={relu}", spmm_mod._spmm_kernel, types,
                        {"ROWS": cfg.rows, "BLOCK_K": cfg.block_k, "BLOCK_N": cfg.block_n,
-                        "HAS_BIAS": has_bias, "RELU": relu}, cfg.num_warps, cfg.num_stages)
+                        "HAS_BIAS": has_bias, "RELU": relu, "PREFETCH": cfg.prefetch}, cfg.num_warps, cfg.num_stages)
         # the bitmap (dense-tile) kernel: every candidate, split or not, partial N tile (fp32: three TF32 products)
         types = {
             "bitmap_ptr": "*i32", "word_offsets_ptr": "*i32", "values_ptr": PTR[dt], "b_ptr": PTR[dt],
