@@ -209,6 +209,18 @@ def _split_program(pid_r, SPLIT_K: tl.constexpr, CHUNK_MAJOR: tl.constexpr):
 
 
 @triton.jit
+def _b_rows(b_cols, col, stride_bk, mask_n, EVEN_N: tl.constexpr):
+    """Rows ``col`` (one per program row) of B at the columns ``b_cols``, as fp32: the 1d kernel's
+    unmasked gather (every row has this nonzero)."""
+    ptrs = b_cols[None, :] + col.to(tl.int64)[:, None] * stride_bk
+    if EVEN_N:
+        bt = tl.load(ptrs)
+    else:
+        bt = tl.load(ptrs, mask=mask_n[None, :], other=0.0)
+    return bt.to(tl.float32)
+
+
+@triton.jit
 def _spmm_1d_kernel(
     # pointers
     row_bounds_ptr,  # (2, m): the swizzled rows' first and end offsets, in swizzle order
@@ -284,12 +296,7 @@ def _spmm_1d_kernel(
                 pick = offs_k[None, :] == j  # column j of the tiles, in registers
                 col = tl.sum(tl.where(pick, cols2, 0), axis=1)
                 val = tl.sum(tl.where(pick, vals2.to(tl.float32), 0.0), axis=1)
-                ptrs = b_cols[None, :] + col.to(tl.int64)[:, None] * stride_bk
-                if EVEN_N:
-                    bt = tl.load(ptrs)
-                else:
-                    bt = tl.load(ptrs, mask=mask_n[None, :], other=0.0)
-                acc += val[:, None] * bt.to(tl.float32)
+                acc += val[:, None] * _b_rows(b_cols, col, stride_bk, mask_n, EVEN_N)
             idx2 = next_idx
             cols2 = next_cols
             vals2 = next_vals
@@ -299,12 +306,7 @@ def _spmm_1d_kernel(
                 idx = starts + (kk + j)
                 col = tl.load(column_indices_ptr + idx)
                 val = tl.load(v_base + idx).to(tl.float32)
-                ptrs = b_cols[None, :] + col.to(tl.int64)[:, None] * stride_bk
-                if EVEN_N:
-                    bt = tl.load(ptrs)
-                else:
-                    bt = tl.load(ptrs, mask=mask_n[None, :], other=0.0)
-                acc += val[:, None] * bt.to(tl.float32)
+                acc += val[:, None] * _b_rows(b_cols, col, stride_bk, mask_n, EVEN_N)
     for kk in range(full, longest, BLOCK_K):  # the rows' tails, masked
         for j in tl.static_range(BLOCK_K):
             idx = starts + (kk + j)
