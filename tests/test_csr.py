@@ -600,3 +600,18 @@ def test_constructor_accepts_int64_and_stores_int32():
     assert a.row_offsets.dtype == torch.int32 and a.column_indices.dtype == torch.int32
     assert a.batch_shape == (2,) and isinstance(a.topology, Topology)
     a.validate()
+
+
+def test_tables_built_inside_a_capture_are_not_kept(monkeypatch):
+    """A table built while a CUDA graph is being captured holds its values only after a replay:
+    it serves that call but is not cached for eager calls (which would read it uninitialised)."""
+    import sgk.csr as csr_mod
+
+    d = torch.tensor([[1.0, 0, 2], [0, 0, 0], [0, 3, 4]])
+    t = sgk.CSRMatrix.from_dense(d).topology
+    monkeypatch.setattr(csr_mod, "_capturing", lambda _t: True)
+    bounds = t.row_bounds
+    t.prepare()
+    assert "row_bounds" not in t._cache and "row_swizzle" not in t._cache
+    monkeypatch.setattr(csr_mod, "_capturing", lambda _t: False)
+    assert torch.equal(t.row_bounds, bounds) and "row_bounds" in t._cache

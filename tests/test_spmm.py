@@ -758,7 +758,7 @@ def test_row_bounds_checked_and_held(kernel_device):
     args = (t.row_offsets, t.column_indices, t.row_swizzle, a.values, b)
     cfg = kmod.SpmmConfig(2, 8, 16, 1, 1, "1d")
     torch.testing.assert_close(kmod.spmm(*args, config=cfg, row_bounds=t.row_bounds), a.to_dense() @ b)
-    for bad in (t.row_bounds.t().contiguous().t(), t.row_bounds[:, :4], t.row_bounds.long()):
+    for bad in (t.row_bounds.t().contiguous().t(), t.row_bounds[:, :4], t.row_bounds.long(), t.row_bounds.to("meta")):
         with pytest.raises(ValueError, match="row_bounds must be a contiguous"):
             kmod.spmm(*args, config=cfg, row_bounds=bad)
     plan = kmod.SpmmPlan(t.row_offsets, t.column_indices, t.row_swizzle)

@@ -36,6 +36,11 @@ def _to_int32(op: str, name: str, t: torch.Tensor, upper: int) -> torch.Tensor:
     return t.to(torch.int32).contiguous()
 
 
+def _capturing(t: torch.Tensor) -> bool:
+    """Whether ``t``'s device is being captured into a CUDA graph (on the current stream)."""
+    return t.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
 class Topology:
     """The sparsity pattern of an m×k CSR matrix and the metadata derived from it.
 
@@ -60,9 +65,14 @@ class Topology:
         return int(self.column_indices.numel())
 
     def _cached(self, key: str, fn):
-        if key not in self._cache:
-            self._cache[key] = fn()
-        return self._cache[key]
+        if key in self._cache:
+            return self._cache[key]
+        value = fn()
+        # Built inside a CUDA-graph capture, a table's contents exist only once the graph is
+        # replayed: it serves the captured call but is not kept for eager calls.
+        if not _capturing(self.row_offsets):
+            self._cache[key] = value
+        return value
 
     @property
     def row_lengths(self) -> torch.Tensor:

@@ -797,7 +797,7 @@ class SpmmConfig:
     compact: bool = False  # read 16-bit column indices (k <= 32767): 4 instead of 6 bytes a bf16 nonzero
     pack: int = 1  # "flat" with 16-bit indices and values: 2 or 4 entries to a 32- or 64-bit load (block_k counts words)
     coalesce: bool = False  # "bitmap": value loads laid out along each bitmap word's bits
-    prefetch: bool = False  # "bitmap": A's dependent loads issued one and two steps ahead (in registers)
+    prefetch: bool = False  # "bitmap": A's dependent loads issued one and two steps ahead (in registers); "tile"/"1d": the next step's indices and values loaded one step ahead ("flat" always does)
     chunk_major: bool = False  # "1d"/"flat" with split_k > 1: chunk index slowest over the grid (one K slice of B at once)
 
 
@@ -1074,9 +1074,10 @@ def spmm(
         return c
     if row_bounds is None:
         row_bounds = swizzled_bounds(row_offsets, row_swizzle)
-    elif row_bounds.shape != (2, m) or not row_bounds.is_contiguous() or row_bounds.dtype != row_offsets.dtype:
-        raise ValueError(f"spmm(): row_bounds must be a contiguous (2, {m}) tensor of row_offsets' dtype "
-                         f"(Topology.row_bounds), got {tuple(row_bounds.shape)} {row_bounds.dtype}"
+    elif (row_bounds.shape != (2, m) or not row_bounds.is_contiguous() or row_bounds.dtype != row_offsets.dtype
+          or row_bounds.device != row_offsets.device):
+        raise ValueError(f"spmm(): row_bounds must be a contiguous (2, {m}) tensor of row_offsets' dtype on its device "
+                         f"(Topology.row_bounds), got {tuple(row_bounds.shape)} {row_bounds.dtype} on {row_bounds.device}"
                          f"{'' if row_bounds.is_contiguous() else ', not contiguous'}")
     if config is None:
         compact = column_indices16 is not None
