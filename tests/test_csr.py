@@ -609,9 +609,9 @@ def test_tables_built_inside_a_capture_are_not_kept(monkeypatch):
 
     d = torch.tensor([[1.0, 0, 2], [0, 0, 0], [0, 3, 4]])
     t = sgk.CSRMatrix.from_dense(d).topology
-    monkeypatch.setattr(csr_mod, "_capturing", lambda _t: True)
+    monkeypatch.setattr(csr_mod, "capturing", lambda _device: True)
     bounds = t.row_bounds
     t.prepare()
     assert "row_bounds" not in t._cache and "row_swizzle" not in t._cache
-    monkeypatch.setattr(csr_mod, "_capturing", lambda _t: False)
+    monkeypatch.setattr(csr_mod, "capturing", lambda _device: False)
     assert torch.equal(t.row_bounds, bounds) and "row_bounds" in t._cache

@@ -175,3 +175,10 @@ def check_fraction(op: str, name: str, v: object) -> float:
           lambda: f"{op}: {name} must be a number in [0, 1], got {type(v).__name__}", TypeError)
     check(0.0 <= float(v) <= 1.0, lambda: f"{op}: {name} must be in [0, 1], got {v}")
     return float(v)
+
+
+def capturing(device: torch.device) -> bool:
+    """Whether a CUDA graph is being captured on ``device``'s current stream: the tuner cannot time
+    then (an exact-problem cache must not keep the untimed heuristic it falls back to), and a table
+    built then holds its values only after a replay (a topology does not cache it)."""
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()

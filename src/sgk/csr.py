@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .checks import FLOAT_DTYPES, INDEX_DTYPES, INT32_MAX, check, check_fraction, check_matrix_shape
+from .checks import FLOAT_DTYPES, INDEX_DTYPES, INT32_MAX, capturing, check, check_fraction, check_matrix_shape
 
 __all__ = ["CSRMatrix", "Topology"]
 
@@ -36,9 +36,11 @@ def _to_int32(op: str, name: str, t: torch.Tensor, upper: int) -> torch.Tensor:
     return t.to(torch.int32).contiguous()
 
 
-def _capturing(t: torch.Tensor) -> bool:
-    """Whether ``t``'s device is being captured into a CUDA graph (on the current stream)."""
-    return t.is_cuda and torch.cuda.is_current_stream_capturing()
+def swizzled_bounds(row_offsets: torch.Tensor, row_swizzle: torch.Tensor) -> torch.Tensor:
+    """(2, m) of row_offsets' dtype: for swizzle slot s, its row's first offset and end offset
+    (``row_offsets[row_swizzle[s]]``, ``row_offsets[row_swizzle[s] + 1]``), as
+    :attr:`Topology.row_bounds` holds them."""
+    return torch.stack([row_offsets[:-1].index_select(0, row_swizzle), row_offsets[1:].index_select(0, row_swizzle)])
 
 
 class Topology:
@@ -70,7 +72,7 @@ class Topology:
         value = fn()
         # Built inside a CUDA-graph capture, a table's contents exist only once the graph is
         # replayed: it serves the captured call but is not kept for eager calls.
-        if not _capturing(self.row_offsets):
+        if not capturing(self.row_offsets.device):
             self._cache[key] = value
         return value
 
@@ -100,11 +102,7 @@ class Topology:
         ``row_swizzle[s]``. The gather kernels load them beside the swizzle rather than after it:
         one dependent memory access fewer before a program's first nonzero."""
 
-        def make():
-            swz = self.row_swizzle
-            return torch.stack([self.row_offsets[:-1].index_select(0, swz), self.row_offsets[1:].index_select(0, swz)])
-
-        return self._cached("row_bounds", make)
+        return self._cached("row_bounds", lambda: swizzled_bounds(self.row_offsets, self.row_swizzle))
 
     @property
     def row_indices(self) -> torch.Tensor:

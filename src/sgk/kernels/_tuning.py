@@ -17,6 +17,8 @@ from typing import Callable, Hashable, Sequence, TypeVar
 
 import torch
 
+from ..checks import capturing
+
 C = TypeVar("C")
 
 _ENABLED = True
@@ -59,12 +61,6 @@ def remember(cache: dict, key, value, device: torch.device) -> None:
 
 def autotune_enabled() -> bool:
     return _ENABLED
-
-
-def capturing(device: torch.device) -> bool:
-    """Whether a CUDA graph is being captured on ``device``'s current stream (the tuner cannot time
-    then, and an exact-problem cache must not keep the untimed heuristic it falls back to)."""
-    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
 
 
 def pow2_bucket(x: float) -> int:

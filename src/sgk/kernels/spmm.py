@@ -85,6 +85,7 @@ import triton.language as tl
 from triton.language.extra import libdevice
 
 from ..checks import flat_batch
+from ..csr import swizzled_bounds
 from ._common import MAX_GRID_YZ, batch_stride, cdiv, dot_precision, mma
 from ._launch import launch
 from ._tuning import BucketTuner, capturing, exact_cache, pow2_bucket, remember
@@ -1012,13 +1013,6 @@ def tuning_key(m: int, n: int, nnz: int, batch: int, dtype: torch.dtype, skew: i
         min(pow2_bucket(m * batch), 1 << 16),
         skew,
     )
-
-
-def swizzled_bounds(row_offsets: torch.Tensor, row_swizzle: torch.Tensor) -> torch.Tensor:
-    """(2, m) of row_offsets' dtype: for swizzle slot s, its row's first offset and end offset
-    (``row_offsets[row_swizzle[s]]``, ``row_offsets[row_swizzle[s] + 1]``), as
-    :attr:`sgk.Topology.row_bounds` holds them."""
-    return torch.stack([row_offsets[:-1].index_select(0, row_swizzle), row_offsets[1:].index_select(0, row_swizzle)])
 
 
 def spmm(

@@ -112,7 +112,8 @@ def _spmm_raw(
     if path == "bitmap" and backend == "triton":
         backend = "triton-bitmap"
     max_row = _max_row(topo, b) if backend != "reference" else -1
-    # not built inside a capture: its contents would exist only after a replay (None: made per call)
+    # not filled into the topology's cache inside a trace (a side effect dynamo cannot trace) or a
+    # capture (None: made per call)
     bounds = None if backend == "reference" else (topo._cache.get("row_bounds") if _cannot_sync(b) else topo.row_bounds)
     if not batch and bias is None:  # the common case, with the fewest host operations (no views)
         return _library.spmm(
